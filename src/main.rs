@@ -1,0 +1,5 @@
+//! The `cstowatch` command line.
+
+fn main() {
+    println!("cstowatch");
+}

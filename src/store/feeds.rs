@@ -1,0 +1,1 @@
+//! Per-feed state: conditional-GET validators, health and poll timing.

@@ -1,0 +1,86 @@
+//! The database schema and its migrations. Each migration is applied once, in
+//! order, inside a transaction; `PRAGMA user_version` records how far we got.
+//! A database from a newer cstowatch (a higher version) is refused, never
+//! downgraded or reset.
+
+/// Migrations in order; index + 1 is the schema version they produce.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: feeds, items, dedup keys, destinations and the outbox.
+    r#"
+    CREATE TABLE feeds (
+        name                 TEXT PRIMARY KEY,
+        url                  TEXT NOT NULL,
+        etag                 TEXT,
+        last_modified        TEXT,
+        first_success_at     INTEGER,          -- unix seconds; NULL until a poll succeeds
+        last_success_at      INTEGER,
+        last_attempt_at      INTEGER,
+        last_status          TEXT,             -- '200', '304', or an error kind
+        last_error           TEXT,
+        last_error_at        INTEGER,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        next_poll_at         INTEGER,          -- earliest time the next poll may run
+        items_seen           INTEGER NOT NULL DEFAULT 0
+    );
+
+    -- Every item ever seen (until pruned by retention).
+    CREATE TABLE items (
+        id            INTEGER PRIMARY KEY,
+        feed          TEXT NOT NULL,
+        guid          TEXT,
+        url           TEXT,
+        canonical_url TEXT,
+        title_key     TEXT,
+        title         TEXT NOT NULL,
+        summary       TEXT NOT NULL DEFAULT '',
+        content       TEXT NOT NULL DEFAULT '',
+        categories    TEXT NOT NULL DEFAULT '[]',  -- JSON array
+        published_at  INTEGER NOT NULL,
+        updated_at    INTEGER,
+        first_seen_at INTEGER NOT NULL,
+        -- 'pending': to be delivered when relevant; 'backfill': seen on a first
+        -- poll and older than the backfill window, never delivered.
+        status        TEXT NOT NULL CHECK (status IN ('pending', 'backfill')),
+        tags          TEXT NOT NULL DEFAULT '[]',  -- JSON array, primary tags first
+        score         REAL NOT NULL DEFAULT 0,
+        relevant      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX items_relevant ON items (relevant, status, published_at);
+    CREATE INDEX items_first_seen ON items (first_seen_at);
+
+    -- Dedup keys: 'guid' (feed + GUID), 'url' (canonical URL), 'title'
+    -- (normalised title). Kept longer than items, so an item pruned by
+    -- retention that reappears in a feed is still recognised.
+    CREATE TABLE seen_keys (
+        kind          TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        item_id       INTEGER,                     -- NULL once the item is pruned
+        first_seen_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX seen_keys_item ON seen_keys (item_id);
+
+    -- Where items are delivered: 'console' or 'telegram:<chat>'.
+    CREATE TABLE destinations (
+        id              TEXT PRIMARY KEY,
+        last_digest_at  INTEGER,
+        last_success_at INTEGER,
+        last_error      TEXT,
+        last_error_at   INTEGER
+    );
+
+    -- The outbox's memory: an item is delivered to a destination once a row
+    -- exists here, written only after the destination accepted the message.
+    CREATE TABLE deliveries (
+        item_id      INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE,
+        destination  TEXT NOT NULL,
+        message_id   INTEGER,
+        delivered_at INTEGER NOT NULL,
+        kind         TEXT NOT NULL DEFAULT 'digest',   -- 'digest' or 'alert'
+        PRIMARY KEY (item_id, destination)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
