@@ -7,6 +7,7 @@
 //! `pipeline`, scheduled by `service`.
 
 pub mod config;
+pub mod dedup;
 pub mod item;
 pub mod problem;
 pub mod store;

@@ -1,2 +1,438 @@
-//! Items and their dedup keys: inserting a poll's new items, tagging results,
-//! and the counts `status` shows.
+//! Items and their dedup keys: writing one successful poll (new items, their
+//! keys and tags, the feed's validators and health) in one transaction, the
+//! lookups dedup needs, re-tagging, retention, and the counts `status` shows.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::feeds::ensure_feed;
+use super::{Result, Store, from_unix, to_unix};
+use crate::dedup::DedupKeys;
+use crate::item::Item;
+
+/// A title key only merges items first seen within this window: two
+/// different articles years apart may share a headline.
+pub const TITLE_KEY_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+
+/// Dedup keys outlive their items by this much after retention prunes them.
+pub const KEY_RETENTION_FACTOR: u32 = 2;
+
+/// The tagger's verdict, as stored with an item.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemTags {
+    /// Primary tags first.
+    pub tags: Vec<String>,
+    pub score: f64,
+    pub relevant: bool,
+}
+
+/// An item the pipeline found new, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub item: Item,
+    pub keys: DedupKeys,
+    pub tags: ItemTags,
+}
+
+/// One successful poll: the feed's new validators and the items not seen before.
+#[derive(Debug, Clone)]
+pub struct PollSuccess<'a> {
+    pub name: &'a str,
+    pub url: &'a str,
+    pub at: Timestamp,
+    /// `200` or `304`.
+    pub status: &'a str,
+    pub etag: Option<&'a str>,
+    pub last_modified: Option<&'a str>,
+    pub items: Vec<NewItem>,
+    /// On the feed's first successful poll, items published before `at - backfill`
+    /// are recorded as seen but never posted.
+    pub backfill: Duration,
+    pub next_poll_at: Timestamp,
+}
+
+/// What a poll added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollSummary {
+    /// Items stored as new (pending or backfill).
+    pub new: usize,
+    /// Of those, recorded as backfill (seen, never posted).
+    pub backfilled: usize,
+    /// Of those, relevant and pending delivery.
+    pub relevant: usize,
+    /// Items dropped because another item (earlier, or in this same poll) had one of their keys.
+    pub duplicates: usize,
+}
+
+/// A stored item, as `retag` and delivery read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredItem {
+    pub id: i64,
+    pub feed: String,
+    pub url: Option<String>,
+    pub title: String,
+    pub summary: String,
+    pub content: String,
+    pub published: Timestamp,
+    pub tags: ItemTags,
+}
+
+/// Counts for `status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemCounts {
+    pub total: u64,
+    pub relevant: u64,
+    pub backfill: u64,
+}
+
+impl Store {
+    /// Whether an item with any of these keys was seen before.
+    pub fn is_known(&self, keys: &DedupKeys, now: Timestamp) -> Result<bool> {
+        Ok(known(&self.conn, keys, now)?)
+    }
+
+    /// Writes one successful poll in one transaction: feed validators and
+    /// health, and every item whose keys are still unseen (keys are checked
+    /// again here, so two feeds polled at once cannot both store one article).
+    pub fn record_poll_success(&mut self, poll: PollSuccess<'_>) -> Result<PollSummary> {
+        let tx = self.conn.transaction()?;
+        ensure_feed(&tx, poll.name, poll.url)?;
+        let first_success: Option<i64> = tx.query_row(
+            "SELECT first_success_at FROM feeds WHERE name = ?1",
+            [poll.name],
+            |r| r.get(0),
+        )?;
+        let cutoff = first_success.is_none().then(|| {
+            poll.at
+                .checked_sub(poll.backfill)
+                .unwrap_or(Timestamp::UNIX_EPOCH)
+        });
+        let mut summary = PollSummary::default();
+        for new in &poll.items {
+            if known(&tx, &new.keys, poll.at)? {
+                summary.duplicates += 1;
+                continue;
+            }
+            let backfill = cutoff.is_some_and(|c| new.item.published < c);
+            insert_item(&tx, new, poll.at, backfill)?;
+            summary.new += 1;
+            if backfill {
+                summary.backfilled += 1;
+            } else if new.tags.relevant {
+                summary.relevant += 1;
+            }
+        }
+        tx.execute(
+            "UPDATE feeds SET url = ?2, etag = ?3, last_modified = ?4,
+                 first_success_at = coalesce(first_success_at, ?5), last_success_at = ?5,
+                 last_attempt_at = ?5, last_status = ?6, consecutive_failures = 0,
+                 next_poll_at = ?7, items_seen = items_seen + ?8
+             WHERE name = ?1",
+            params![
+                poll.name,
+                poll.url,
+                poll.etag,
+                poll.last_modified,
+                to_unix(poll.at),
+                poll.status,
+                to_unix(poll.next_poll_at),
+                summary.new as i64
+            ],
+        )?;
+        tx.commit()?;
+        Ok(summary)
+    }
+
+    /// Items that no destination has received yet: the ones a rules change can still affect.
+    pub fn undelivered_items(&self) -> Result<Vec<StoredItem>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, feed, url, title, summary, content, published_at, tags, score, relevant FROM items
+             WHERE status = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.item_id = items.id)
+             ORDER BY published_at, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                StoredItem {
+                    id: r.get(0)?,
+                    feed: r.get(1)?,
+                    url: r.get(2)?,
+                    title: r.get(3)?,
+                    summary: r.get(4)?,
+                    content: r.get(5)?,
+                    published: from_unix(r.get(6)?),
+                    tags: ItemTags {
+                        tags: Vec::new(),
+                        score: r.get(8)?,
+                        relevant: r.get(9)?,
+                    },
+                },
+                r.get::<_, String>(7)?,
+            ))
+        })?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (mut item, tags) = row?;
+            item.tags.tags = serde_json::from_str(&tags)?;
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// Replaces the tags of the given items in one transaction.
+    pub fn update_tags(&mut self, updates: &[(i64, ItemTags)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare("UPDATE items SET tags = ?2, score = ?3, relevant = ?4 WHERE id = ?1")?;
+            for (id, t) in updates {
+                stmt.execute(params![id, serde_json::to_string(&t.tags)?, t.score, t.relevant])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes items first seen before `now - retention` (their deliveries go
+    /// with them) and dedup keys older than twice that. Returns items deleted.
+    pub fn prune(&mut self, now: Timestamp, retention: Duration) -> Result<usize> {
+        let item_cutoff = to_unix(now) - retention.as_secs() as i64;
+        let key_cutoff = to_unix(now) - (retention * KEY_RETENTION_FACTOR).as_secs() as i64;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE seen_keys SET item_id = NULL
+             WHERE item_id IN (SELECT id FROM items WHERE first_seen_at < ?1)",
+            [item_cutoff],
+        )?;
+        let deleted = tx.execute("DELETE FROM items WHERE first_seen_at < ?1", [item_cutoff])?;
+        tx.execute(
+            "DELETE FROM seen_keys WHERE item_id IS NULL AND first_seen_at < ?1",
+            [key_cutoff],
+        )?;
+        tx.commit()?;
+        Ok(deleted)
+    }
+
+    /// How many items are stored, relevant, and backfilled.
+    pub fn item_counts(&self) -> Result<ItemCounts> {
+        Ok(self.conn.query_row(
+            "SELECT count(*), coalesce(sum(relevant AND status = 'pending'), 0), coalesce(sum(status = 'backfill'), 0)
+             FROM items",
+            [],
+            |r| {
+                Ok(ItemCounts {
+                    total: r.get::<_, i64>(0)? as u64,
+                    relevant: r.get::<_, i64>(1)? as u64,
+                    backfill: r.get::<_, i64>(2)? as u64,
+                })
+            },
+        )?)
+    }
+}
+
+fn known(conn: &rusqlite::Connection, keys: &DedupKeys, now: Timestamp) -> rusqlite::Result<bool> {
+    let title_since = to_unix(now) - TITLE_KEY_WINDOW.as_secs() as i64;
+    let mut stmt = conn.prepare_cached("SELECT first_seen_at FROM seen_keys WHERE kind = ?1 AND key = ?2")?;
+    for (kind, key) in keys.pairs() {
+        let seen: Option<i64> = stmt.query_row(params![kind, key], |r| r.get(0)).optional()?;
+        match seen {
+            Some(at) if kind != "title" || at >= title_since => return Ok(true),
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+fn insert_item(tx: &Transaction<'_>, new: &NewItem, now: Timestamp, backfill: bool) -> Result<()> {
+    let item = &new.item;
+    tx.execute(
+        "INSERT INTO items (feed, guid, url, canonical_url, title_key, title, summary, content, categories,
+             published_at, updated_at, first_seen_at, status, tags, score, relevant)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            item.feed,
+            item.guid,
+            item.url.as_ref().map(|u| u.as_str()),
+            new.keys.url,
+            new.keys.title,
+            item.title,
+            item.summary,
+            item.content,
+            serde_json::to_string(&item.categories)?,
+            to_unix(item.published),
+            item.updated.map(to_unix),
+            to_unix(now),
+            if backfill { "backfill" } else { "pending" },
+            serde_json::to_string(&new.tags.tags)?,
+            new.tags.score,
+            new.tags.relevant,
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO seen_keys (kind, key, item_id, first_seen_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (kind, key) DO UPDATE SET item_id = excluded.item_id, first_seen_at = excluded.first_seen_at",
+    )?;
+    for (kind, key) in new.keys.pairs() {
+        stmt.execute(params![kind, key, id, to_unix(now)])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use url::Url;
+
+    fn item(feed: &str, guid: Option<&str>, url: &str, title: &str, published: Timestamp) -> NewItem {
+        let item = Item {
+            feed: feed.into(),
+            guid: guid.map(Into::into),
+            url: Some(Url::parse(url).unwrap()),
+            title: title.into(),
+            summary: String::new(),
+            content: String::new(),
+            published,
+            updated: None,
+            categories: vec![],
+        };
+        let keys = DedupKeys::of(&item);
+        NewItem {
+            item,
+            keys,
+            tags: ItemTags {
+                tags: vec!["csto".into()],
+                score: 2.0,
+                relevant: true,
+            },
+        }
+    }
+
+    fn poll<'a>(name: &'a str, at: Timestamp, items: Vec<NewItem>) -> PollSuccess<'a> {
+        PollSuccess {
+            name,
+            url: "https://example.com/feed",
+            at,
+            status: "200",
+            etag: Some("\"v1\""),
+            last_modified: None,
+            items,
+            backfill: Duration::from_secs(48 * 3600),
+            next_poll_at: at,
+        }
+    }
+
+    #[test]
+    fn duplicates_by_guid_url_and_title_are_dropped() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now: Timestamp = "2024-03-01T12:00:00Z".parse().unwrap();
+        let a = item(
+            "A",
+            Some("1"),
+            "https://a.com/x/",
+            "CSTO summit opens in Minsk today",
+            now,
+        );
+        let sum = s.record_poll_success(poll("A", now, vec![a.clone()])).unwrap();
+        assert_eq!((sum.new, sum.duplicates), (1, 0));
+        let same_guid = item(
+            "A",
+            Some("1"),
+            "https://a.com/other",
+            "Edited title about something else",
+            now,
+        );
+        let same_url = item(
+            "B",
+            Some("9"),
+            "http://www.a.com/x?utm_source=t",
+            "Another headline entirely here",
+            now,
+        );
+        let same_title = item(
+            "C",
+            None,
+            "https://c.com/y",
+            "CSTO Summit Opens in Minsk — Today",
+            now,
+        );
+        let fresh = item(
+            "C",
+            None,
+            "https://c.com/z",
+            "Armenia freezes CSTO participation again",
+            now,
+        );
+        let sum = s
+            .record_poll_success(poll("B", now, vec![same_guid, same_url, same_title, fresh]))
+            .unwrap();
+        assert_eq!((sum.new, sum.duplicates), (1, 3));
+        assert_eq!(s.item_counts().unwrap().total, 2);
+    }
+
+    #[test]
+    fn first_poll_backfills_old_items_only_once() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now: Timestamp = "2024-03-10T00:00:00Z".parse().unwrap();
+        let old = now.checked_sub(jiff::SignedDuration::from_hours(72)).unwrap();
+        let sum = s
+            .record_poll_success(poll(
+                "A",
+                now,
+                vec![
+                    item("A", Some("1"), "https://a.com/1", "t1", old),
+                    item("A", Some("2"), "https://a.com/2", "t2", now),
+                ],
+            ))
+            .unwrap();
+        assert_eq!((sum.new, sum.backfilled, sum.relevant), (2, 1, 1));
+        let sum = s
+            .record_poll_success(poll(
+                "A",
+                now,
+                vec![item("A", Some("3"), "https://a.com/3", "t3", old)],
+            ))
+            .unwrap();
+        assert_eq!(
+            (sum.new, sum.backfilled, sum.relevant),
+            (1, 0, 1),
+            "only the first poll backfills"
+        );
+        assert_eq!(s.feed_state("A").unwrap().unwrap().items_seen, 3);
+    }
+
+    #[test]
+    fn pruned_items_keep_their_keys() {
+        let mut s = Store::open_in_memory().unwrap();
+        let then: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let later: Timestamp = "2024-08-01T00:00:00Z".parse().unwrap();
+        let a = item("A", Some("1"), "https://a.com/1", "t1", then);
+        s.record_poll_success(poll("A", then, vec![a.clone()])).unwrap();
+        assert_eq!(s.prune(later, Duration::from_secs(180 * 86_400)).unwrap(), 1);
+        assert!(s.is_known(&a.keys, later).unwrap());
+    }
+
+    #[test]
+    fn failures_count_unless_the_network_is_down() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now = Timestamp::now();
+        let mut f = super::super::feeds::FeedFailure {
+            name: "A",
+            url: "https://a/",
+            at: now,
+            kind: "timeout",
+            message: "timed out",
+            network_down: false,
+            next_poll_at: now,
+        };
+        assert_eq!(s.record_feed_failure(&f).unwrap(), 1);
+        assert_eq!(s.record_feed_failure(&f).unwrap(), 2);
+        f.network_down = true;
+        assert_eq!(s.record_feed_failure(&f).unwrap(), 2);
+        let st = s.feed_state("A").unwrap().unwrap();
+        assert_eq!(st.last_error.as_deref(), Some("timed out"));
+        s.record_poll_success(poll("A", now, vec![])).unwrap();
+        assert_eq!(s.feed_state("A").unwrap().unwrap().consecutive_failures, 0);
+    }
+}
