@@ -11,3 +11,7 @@ pub mod dedup;
 pub mod item;
 pub mod problem;
 pub mod store;
+pub mod commands;
+pub mod pipeline;
+pub mod service;
+pub mod telemetry;

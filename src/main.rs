@@ -1,5 +1,98 @@
-//! The `cstowatch` command line.
+//! The `cstowatch` command line: parses arguments, sets up logging, and hands
+//! each subcommand to the library. Exit status: 0 success, 2 bad usage,
+//! config or rules, 1 any other failure (SPEC.md).
 
-fn main() {
-    println!("cstowatch");
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cstowatch::commands::{self, Failure};
+use cstowatch::config::DEFAULT_CONFIG_PATH;
+use cstowatch::telemetry;
+
+/// Watches news feeds for CSTO and Armenia–Azerbaijan items, tags them with
+/// keyword rules, and posts digests to a Telegram channel.
+#[derive(Parser, Debug)]
+#[command(name = "cstowatch", version, about, long_about = None)]
+struct Cli {
+    /// The config file; rules.toml beside it unless it names another.
+    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Less log output (-q warnings and errors only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the service: poll feeds on schedule and deliver digests when due,
+    /// until SIGTERM/SIGINT. SIGHUP reloads config and rules.
+    Run {
+        /// Poll every feed once, deliver whatever is due, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Print the messages that would be sent instead of sending them; mark nothing delivered.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Deliver every pending relevant item now, whatever the schedule.
+    Digest {
+        /// Print the messages that would be sent instead of sending them; mark nothing delivered.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Tag JSON Lines items ({"id"?, "url"?, "title", "summary"?, "content"?})
+    /// and write one JSON line per input, in order.
+    Tag {
+        /// Input file; stdin when absent or "-".
+        file: Option<PathBuf>,
+        /// Print for people: tags, score, each matched term with its field and context.
+        #[arg(long)]
+        explain: bool,
+        /// Use this rules file instead of the one the config names.
+        #[arg(long, value_name = "PATH")]
+        rules: Option<PathBuf>,
+    },
+    /// Re-tag stored items that were not delivered yet, after a rules change.
+    Retag {
+        /// Show which items would change relevance, without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Validate the config and the rules; print every problem with its file and line.
+    Check,
+    /// Show each feed's health and the pending and delivered counts.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.verbose, cli.quiet);
+    let result = match cli.command {
+        Command::Check => commands::check(&cli.config),
+        Command::Status => commands::status(&cli.config),
+        Command::Tag { file, explain, rules } => commands::tag(&cli.config, rules.as_deref(), file.as_deref(), explain),
+        Command::Retag { dry_run } => commands::retag(&cli.config, dry_run),
+        Command::Run { once, dry_run } => commands::run(&cli.config, once, dry_run),
+        Command::Digest { dry_run } => commands::digest(&cli.config, dry_run),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,351 @@
+//! The subcommands behind `src/main.rs`: each loads what it needs (config,
+//! rules, state), calls the pipeline stages, and maps failures to the exit
+//! statuses SPEC.md fixes (2 for bad usage, config or rules; 1 otherwise).
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use jiff::Timestamp;
+
+use crate::config::Config;
+use crate::deliver::{Deliverer, DeliveryError, Mode};
+use crate::pipeline::{Outcome, Pipeline, tag_item};
+use crate::problem::{Problem, Problems};
+use crate::store::Store;
+use crate::store::items::ItemTags;
+use crate::tag::Rules;
+
+/// Why a command failed, deciding the exit status.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage, config or rules: exit 2. The message names file, line and key.
+    Usage(String),
+    /// Anything else: exit 1.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Failure::Other(e.into())
+    }
+}
+
+pub type CommandResult = Result<(), Failure>;
+
+fn problems_failure(problems: &Problems) -> Failure {
+    Failure::Usage(format!("{problems}\n(run `cstowatch check` to see every problem in config and rules)"))
+}
+
+/// Loads and validates the config; problems are a usage failure (exit 2).
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
+    Config::load(path).map_err(|p| problems_failure(&p))
+}
+
+/// Loads the config's rules and checks that the tags the config names exist.
+/// Warnings are logged; errors are a usage failure (exit 2).
+pub fn load_rules(config: &Config) -> Result<Rules, Failure> {
+    let (rules, warnings) = Rules::load(&config.rules_path).map_err(|p| problems_failure(&p))?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let unknown = unknown_config_tags(config, &rules);
+    if !unknown.is_empty() {
+        return Err(problems_failure(&Problems(unknown)));
+    }
+    Ok(rules)
+}
+
+/// Config keys that name tags (`digest.alert_tags`, `telegram.chats[].tags`)
+/// must name tags the rules define, or nothing would ever match them.
+fn unknown_config_tags(config: &Config, rules: &Rules) -> Vec<Problem> {
+    let text = std::fs::read_to_string(&config.path).unwrap_or_default();
+    let line_of = |tag: &str| {
+        text.lines().position(|l| l.contains(&format!("\"{tag}\"")) && !l.trim_start().starts_with('#')).map(|i| i + 1)
+    };
+    let mut problems = Vec::new();
+    let mut check = |tag: &str, key: String| {
+        if !rules.is_tag(tag) {
+            problems.push(Problem::error(
+                &config.path,
+                line_of(tag),
+                Some(key),
+                format!("tag {tag:?} is not defined in {}", config.rules_path.display()),
+            ));
+        }
+    };
+    for tag in &config.digest.alert_tags {
+        check(tag, "digest.alert_tags".into());
+    }
+    for (i, chat) in config.telegram.chats.iter().enumerate() {
+        for tag in &chat.tags {
+            check(tag, format!("telegram.chats[{i}].tags"));
+        }
+    }
+    problems
+}
+
+fn open_store(config: &Config) -> Result<Store, Failure> {
+    Ok(Store::open(&config.state.path)?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?)
+}
+
+/// `cstowatch check`: every problem in config and rules, with file and line.
+pub fn check(config_path: &Path) -> CommandResult {
+    let mut problems = Vec::new();
+    let config = match Config::load(config_path) {
+        Ok(c) => Some(c),
+        Err(p) => {
+            problems.extend(p.0);
+            None
+        }
+    };
+    let rules_path = match &config {
+        Some(c) => c.rules_path.clone(),
+        None => rules_beside(config_path),
+    };
+    match Rules::load(&rules_path) {
+        Ok((rules, warnings)) => {
+            problems.extend(warnings);
+            if let Some(c) = &config {
+                problems.extend(unknown_config_tags(c, &rules));
+            }
+        }
+        Err(p) => problems.extend(p.0),
+    }
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let warnings = problems.len() - errors;
+    let mut out = std::io::stdout().lock();
+    for p in &problems {
+        let _ = writeln!(out, "{p}");
+    }
+    if errors > 0 {
+        let _ = writeln!(out, "{errors} error(s), {warnings} warning(s): fix the errors above; nothing was changed");
+        return Err(Failure::Usage(String::new()));
+    }
+    let _ = match &config {
+        Some(c) => writeln!(
+            out,
+            "ok: {} ({} feeds, {} enabled) and {}{}",
+            config_path.display(),
+            c.feeds.len(),
+            c.enabled_feeds().count(),
+            rules_path.display(),
+            if warnings > 0 { format!(" ({warnings} warning(s))") } else { String::new() }
+        ),
+        None => Ok(()),
+    };
+    Ok(())
+}
+
+/// Where the rules are when the config file does not exist: beside where it would be.
+fn rules_beside(config_path: &Path) -> PathBuf {
+    config_path.parent().unwrap_or(Path::new(".")).join("rules.toml")
+}
+
+/// `cstowatch tag`: JSON Lines in, JSON Lines out (or `--explain` for people).
+pub fn tag(config_path: &Path, rules: Option<&Path>, file: Option<&Path>, explain: bool) -> CommandResult {
+    let rules_path = match rules {
+        Some(p) => p.to_path_buf(),
+        None if config_path.exists() => load_config(config_path)?.rules_path,
+        None => rules_beside(config_path),
+    };
+    let (rules, warnings) = Rules::load(&rules_path).map_err(|p| problems_failure(&p))?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let input: Box<dyn BufRead> = match file {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let summary = crate::tag::run_tag_command(&rules, input, &mut out, explain)?;
+    out.flush().context("cannot write to stdout")?;
+    if summary.errors > 0 {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "{} of {} input line(s) could not be tagged (see the messages above)",
+            summary.errors,
+            summary.lines
+        )));
+    }
+    Ok(())
+}
+
+/// `cstowatch retag`: re-tags undelivered items after a rules change.
+pub fn retag(config_path: &Path, dry_run: bool) -> CommandResult {
+    let config = load_config(config_path)?;
+    let rules = load_rules(&config)?;
+    let mut store = open_store(&config)?;
+    let items = store.undelivered_items()?;
+    let mut updates: Vec<(i64, ItemTags)> = Vec::new();
+    let mut changed = Vec::new();
+    for stored in &items {
+        let item = crate::item::Item {
+            feed: stored.feed.clone(),
+            guid: None,
+            url: None,
+            title: stored.title.clone(),
+            summary: stored.summary.clone(),
+            content: stored.content.clone(),
+            published: stored.published,
+            updated: None,
+            categories: Vec::new(),
+        };
+        let tags = tag_item(&rules, &item);
+        if tags.relevant != stored.tags.relevant {
+            changed.push((stored, tags.relevant));
+        }
+        if tags != stored.tags {
+            updates.push((stored.id, tags));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if dry_run {
+        for (item, relevant) in &changed {
+            let _ = writeln!(
+                out,
+                "{} {} [{}] {}",
+                if *relevant { "+relevant  " } else { "-irrelevant" },
+                item.id,
+                item.feed,
+                item.title
+            );
+        }
+    } else {
+        store.update_tags(&updates)?;
+    }
+    let _ = writeln!(
+        out,
+        "{} item(s) re-tagged, {} changed tags, {} changed relevance{}",
+        items.len(),
+        updates.len(),
+        changed.len(),
+        if dry_run { " (dry run: nothing written)" } else { "" }
+    );
+    Ok(())
+}
+
+/// `cstowatch status`: feed health, pending and delivered counts.
+pub fn status(config_path: &Path) -> CommandResult {
+    let config = load_config(config_path)?;
+    let store = open_store(&config)?;
+    let states = store.feed_states()?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<8} {:<20} {:>5} {:>6}  LAST ERROR",
+        "FEED", "STATUS", "LAST SUCCESS", "FAILS", "SEEN"
+    );
+    for feed in &config.feeds {
+        let state = states.iter().find(|s| s.name == feed.name);
+        let status = match state {
+            _ if !feed.enabled => "disabled".to_string(),
+            None => "never".to_string(),
+            Some(s) => s.last_status.clone().unwrap_or_else(|| "-".into()),
+        };
+        let last_success = state.and_then(|s| s.last_success_at).map_or("never".to_string(), short_time);
+        let error = state
+            .and_then(|s| Some((s.last_error.as_ref()?, s.last_error_at?)))
+            .filter(|_| state.is_some_and(|s| s.consecutive_failures > 0 || s.last_success_at < s.last_error_at))
+            .map_or(String::new(), |(e, at)| format!("{} ({})", e, short_time(at)));
+        let _ = writeln!(
+            out,
+            "{:<20} {:<8} {:<20} {:>5} {:>6}  {}",
+            truncate(&feed.name, 20),
+            status,
+            last_success,
+            state.map_or(0, |s| s.consecutive_failures),
+            state.map_or(0, |s| s.items_seen),
+            error
+        );
+    }
+    for s in states.iter().filter(|s| !config.feeds.iter().any(|f| f.name == s.name)) {
+        let _ = writeln!(out, "{:<20} (no longer configured; {} items seen)", truncate(&s.name, 20), s.items_seen);
+    }
+    let counts = store.item_counts()?;
+    let _ = writeln!(
+        out,
+        "\nitems: {} seen, {} relevant, {} backfilled (never posted)",
+        counts.total, counts.relevant, counts.backfill
+    );
+    let _ = writeln!(out, "{:<32} {:>8} {:>10}  LAST ERROR", "DESTINATION", "PENDING", "DELIVERED");
+    for d in crate::deliver::destination_status(&store, &config)? {
+        let _ = writeln!(
+            out,
+            "{:<32} {:>8} {:>10}  {}",
+            d.destination,
+            d.pending,
+            d.delivered,
+            d.last_error.unwrap_or_default()
+        );
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn short_time(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
+}
+
+/// The delivery side, with its token, built from the config.
+fn deliverer(config: &Config) -> Result<Deliverer, Failure> {
+    let token = config.telegram_token()?;
+    Ok(Deliverer::new(config, token)?)
+}
+
+fn delivery_failure(e: DeliveryError) -> Failure {
+    Failure::Other(anyhow::Error::new(e))
+}
+
+/// `cstowatch digest`: everything pending, now.
+pub fn digest(config_path: &Path, dry_run: bool) -> CommandResult {
+    let config = load_config(config_path)?;
+    let deliverer = deliverer(&config)?;
+    let store = Mutex::new(open_store(&config)?);
+    let report = runtime()?
+        .block_on(deliverer.deliver(&store, Timestamp::now(), Mode::Force, dry_run))
+        .map_err(delivery_failure)?;
+    tracing::info!("{report}");
+    Ok(())
+}
+
+/// `cstowatch run`: the service, or one cycle with `--once`.
+pub fn run(config_path: &Path, once: bool, dry_run: bool) -> CommandResult {
+    if !once {
+        return crate::service::run(config_path, dry_run);
+    }
+    let config = Arc::new(load_config(config_path)?);
+    let rules = Arc::new(load_rules(&config)?);
+    let deliverer = deliverer(&config)?;
+    let store = Arc::new(Mutex::new(open_store(&config)?));
+    let pipeline = Pipeline::new(Arc::clone(&config), rules, Arc::clone(&store))?;
+    runtime()?.block_on(async {
+        let reports = pipeline.poll_all().await?;
+        let failed = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).count();
+        tracing::info!(feeds = reports.len(), failed, "poll cycle done");
+        let report = deliverer
+            .deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run)
+            .await
+            .map_err(delivery_failure)?;
+        tracing::info!("{report}");
+        Ok::<_, Failure>(())
+    })
+}

@@ -1,0 +1,356 @@
+//! The long-running service (`cstowatch run`): its tasks, timers, signals
+//! and shutdown path, written to be read (mini-redis is the model).
+//!
+//! - A **supervisor** owns the config and answers signals: SIGTERM/SIGINT stop
+//!   everything; SIGHUP reloads config and rules and, if they are good,
+//!   replaces the workers (a bad file keeps the old ones running).
+//! - **Workers** of one generation: a task per feed (poll on its interval with
+//!   jitter, backoff from the store), a delivery task (alerts at once, digests
+//!   on schedule), and a retention task. Each watches a `stop` channel and
+//!   returns when it flips; polls are bounded by one shared semaphore.
+//! - Nothing is lost when a worker is stopped mid-poll: a poll writes in one
+//!   transaction at its end, and delivery records an item only after Telegram
+//!   accepted it, so abandoning in-flight work just leaves items pending.
+
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::commands::{CommandResult, Failure, load_config, load_rules};
+use crate::config::FeedConfig;
+use crate::deliver::{Deliverer, DeliveryError, Mode};
+use crate::pipeline::{Outcome, Pipeline};
+use crate::store::Store;
+
+/// How long shutdown waits for in-flight work before abandoning it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+/// How often old items are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// Everything one generation of workers runs with; replaced whole on reload.
+struct Generation {
+    pipeline: Arc<Pipeline>,
+    deliverer: Arc<Deliverer>,
+}
+
+/// Why the service stopped on its own (not by a signal).
+enum Fatal {
+    TokenRejected(DeliveryError),
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, dry_run: bool) -> CommandResult {
+    let config = Arc::new(load_config(config_path)?);
+    let rules = Arc::new(load_rules(&config)?);
+    let store = Arc::new(Mutex::new(Store::open(&config.state.path)?));
+    let deliverer = Arc::new(Deliverer::new(&config, config.telegram_token()?)?);
+    let pipeline = Arc::new(Pipeline::new(Arc::clone(&config), rules, Arc::clone(&store))?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Other(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(supervise(config_path.to_path_buf(), store, Generation { pipeline, deliverer }, dry_run))
+}
+
+async fn supervise(config_path: PathBuf, store: Arc<Mutex<Store>>, mut current: Generation, dry_run: bool) -> CommandResult {
+    let signal_error = |e: std::io::Error| Failure::Other(anyhow::anyhow!("cannot install signal handlers: {e}"));
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
+    let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<Fatal>(1);
+    let mut watchdog = watchdog_interval();
+
+    let (mut stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = spawn_workers(&current, stop_rx, fatal_tx.clone(), dry_run);
+    info!(
+        feeds = current.pipeline.config().enabled_feeds().count(),
+        config = %config_path.display(),
+        "cstowatch started"
+    );
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
+
+    let outcome = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break Ok("SIGTERM"),
+            _ = sigint.recv() => break Ok("SIGINT"),
+            Some(Fatal::TokenRejected(e)) = fatal_rx.recv() => break Err(e),
+            _ = sighup.recv() => match reload(&config_path, &store) {
+                Ok(next) => {
+                    notify_reloading();
+                    stop_workers(stop_tx, &mut workers).await;
+                    current = next;
+                    let (tx, rx) = watch::channel(false);
+                    stop_tx = tx;
+                    workers = spawn_workers(&current, rx, fatal_tx.clone(), dry_run);
+                    info!(feeds = current.pipeline.config().enabled_feeds().count(), "SIGHUP: config and rules reloaded");
+                    notify_systemd(&[sd_notify::NotifyState::Ready]);
+                }
+                // The running workers keep the old config and rules.
+                Err(message) => error!("SIGHUP: reload failed, keeping the old config and rules:\n{message}"),
+            },
+            _ = tick(&mut watchdog) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+        }
+    };
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    match &outcome {
+        Ok(signal) => info!("{signal}: stopping; in-flight work finishes or stays pending"),
+        Err(e) => error!("{e}: stopping"),
+    }
+    stop_workers(stop_tx, &mut workers).await;
+    info!("stopped");
+    outcome.map(|_| ()).map_err(|e| Failure::Other(e.into()))
+}
+
+/// Loads config and rules again; any problem keeps the old ones.
+fn reload(config_path: &Path, store: &Arc<Mutex<Store>>) -> Result<Generation, String> {
+    let describe = |f: Failure| match f {
+        Failure::Usage(m) => m,
+        Failure::Other(e) => format!("{e:#}"),
+    };
+    let config = Arc::new(load_config(config_path).map_err(describe)?);
+    let rules = Arc::new(load_rules(&config).map_err(describe)?);
+    let token = config.telegram_token().map_err(|e| format!("{e:#}"))?;
+    let deliverer = Arc::new(Deliverer::new(&config, token).map_err(|e| format!("{e:#}"))?);
+    let pipeline = Arc::new(Pipeline::new(config, rules, Arc::clone(store)).map_err(|e| format!("{e:#}"))?);
+    Ok(Generation { pipeline, deliverer })
+}
+
+fn spawn_workers(
+    generation: &Generation,
+    stop: watch::Receiver<bool>,
+    fatal: tokio::sync::mpsc::Sender<Fatal>,
+    dry_run: bool,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    let config = Arc::clone(generation.pipeline.config());
+    let permits = Arc::new(Semaphore::new(config.poll.concurrency));
+    let new_items = Arc::new(Notify::new());
+    for feed in config.enabled_feeds() {
+        set.spawn(feed_worker(
+            Arc::clone(&generation.pipeline),
+            feed.clone(),
+            Arc::clone(&permits),
+            Arc::clone(&new_items),
+            stop.clone(),
+        ));
+    }
+    set.spawn(delivery_worker(
+        Arc::clone(&generation.pipeline),
+        Arc::clone(&generation.deliverer),
+        new_items,
+        stop.clone(),
+        fatal,
+        dry_run,
+    ));
+    set.spawn(retention_worker(Arc::clone(&generation.pipeline), stop));
+    set
+}
+
+/// Tells every worker to stop and waits for them, abandoning stragglers after the grace period.
+async fn stop_workers(stop: watch::Sender<bool>, workers: &mut JoinSet<()>) {
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while workers.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        warn!("in-flight work did not finish within {SHUTDOWN_GRACE:?}; abandoning it (its items stay pending)");
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+    }
+}
+
+/// Sleeps for `d`, or returns `true` early if told to stop.
+async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = stop.changed() => true,
+    }
+}
+
+/// Polls one feed forever: waits until its next poll time (kept in the store,
+/// so a restart does not hammer a feed that is backing off), polls, repeats.
+async fn feed_worker(
+    pipeline: Arc<Pipeline>,
+    feed: FeedConfig,
+    permits: Arc<Semaphore>,
+    new_items: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let interval = feed.interval(&pipeline.config().poll);
+    // Spread feeds over the first tenth of their interval so they do not all fire at once.
+    let mut wait = jitter(&feed.name, interval / 10);
+    let name = feed.name.clone();
+    if let Ok(Ok(Some(state))) = pipeline.with_store(move |s| s.feed_state(&name)).await
+        && let Some(next) = state.next_poll_at
+    {
+        wait = wait.max(until(next));
+    }
+    loop {
+        if sleep_or_stop(wait, &mut stop).await {
+            return;
+        }
+        let Ok(_permit) = permits.acquire().await else { return };
+        let report = tokio::select! {
+            r = pipeline.poll_feed(&feed) => r,
+            _ = stop.changed() => return,
+        };
+        wait = interval;
+        match report {
+            Ok(report) => match &report.outcome {
+                Outcome::Fetched { summary, .. } if summary.relevant > 0 => new_items.notify_one(),
+                Outcome::Failed(failure) => {
+                    let network_down = failure.network && every_other_feed_failed_alike(&pipeline, &feed, &failure.kind).await;
+                    if network_down {
+                        warn!(feed = %feed.name, "every feed is failing to connect: treating it as the network being down");
+                    }
+                    if let Err(e) = pipeline.record_failure(&feed, failure, network_down).await {
+                        error!(feed = %feed.name, "cannot record the failure: {e:#}");
+                    }
+                }
+                _ => {}
+            },
+            Err(e) => error!(feed = %feed.name, "poll failed: {e:#}"),
+        }
+        let name = feed.name.clone();
+        if let Ok(Ok(Some(state))) = pipeline.with_store(move |s| s.feed_state(&name)).await
+            && let Some(next) = state.next_poll_at
+        {
+            wait = until(next).max(Duration::from_millis(100));
+        }
+    }
+}
+
+/// True when every other enabled feed's last poll failed with the same kind of network error.
+async fn every_other_feed_failed_alike(pipeline: &Pipeline, feed: &FeedConfig, kind: &str) -> bool {
+    let others: Vec<String> =
+        pipeline.config().enabled_feeds().filter(|f| f.name != feed.name).map(|f| f.name.clone()).collect();
+    let kind = kind.to_string();
+    pipeline
+        .with_store(move |s| -> bool {
+            let Ok(states) = s.feed_states() else { return false };
+            others.iter().all(|name| {
+                states.iter().any(|st| &st.name == name && st.last_status.as_deref() == Some(kind.as_str()))
+            })
+        })
+        .await
+        .unwrap_or(false)
+}
+
+/// Sends alerts as soon as a poll brings relevant items, and digests when due.
+async fn delivery_worker(
+    pipeline: Arc<Pipeline>,
+    deliverer: Arc<Deliverer>,
+    new_items: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+    fatal: tokio::sync::mpsc::Sender<Fatal>,
+    dry_run: bool,
+) {
+    // Failed deliveries are retried on this period, on top of the schedule.
+    const RETRY_EVERY: Duration = Duration::from_secs(60);
+    let mut retry_wait = Duration::ZERO;
+    loop {
+        let next_digest = {
+            let store = pipeline.store().lock().unwrap_or_else(|e| e.into_inner());
+            deliverer.next_digest_at(&store, Timestamp::now())
+        };
+        let mut wait = until(next_digest);
+        if !retry_wait.is_zero() {
+            wait = wait.min(retry_wait);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = new_items.notified() => {}
+            _ = stop.changed() => return,
+        }
+        let store = Arc::clone(pipeline.store());
+        let result = tokio::select! {
+            r = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run) => r,
+            _ = stop.changed() => return,
+        };
+        match result {
+            Ok(report) => {
+                retry_wait = if report.has_pending_failures() { RETRY_EVERY } else { Duration::ZERO };
+                if report.sent_anything() {
+                    info!("{report}");
+                }
+            }
+            Err(e @ DeliveryError::TokenRejected) => {
+                error!("{e}");
+                let _ = fatal.send(Fatal::TokenRejected(e)).await;
+                return;
+            }
+            Err(e) => {
+                error!("delivery failed, items stay pending: {e}");
+                retry_wait = RETRY_EVERY;
+            }
+        }
+    }
+}
+
+/// Prunes items past retention now and then.
+async fn retention_worker(pipeline: Arc<Pipeline>, mut stop: watch::Receiver<bool>) {
+    let retention = pipeline.config().state.retention;
+    loop {
+        match pipeline.with_store(move |s| s.prune(Timestamp::now(), retention)).await {
+            Ok(Ok(n)) if n > 0 => info!(items = n, "pruned items past retention"),
+            Ok(Err(e)) => error!("pruning failed: {e}"),
+            _ => {}
+        }
+        if sleep_or_stop(PRUNE_EVERY, &mut stop).await {
+            return;
+        }
+    }
+}
+
+fn until(t: Timestamp) -> Duration {
+    let d = t.duration_since(Timestamp::now());
+    d.try_into().unwrap_or(Duration::ZERO)
+}
+
+/// A per-feed, per-start offset in `[0, max)`.
+fn jitter(name: &str, max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(name.as_bytes());
+    Duration::from_millis(h.finish() % (max.as_millis() as u64).max(1))
+}
+
+/// Pings at half the period systemd asks for (`WatchdogSec=`), as sd_watchdog_enabled(3) advises.
+fn watchdog_interval() -> Option<tokio::time::Interval> {
+    sd_notify::watchdog_enabled().filter(|d| !d.is_zero()).map(|d| tokio::time::interval(d / 2))
+}
+
+/// Completes at the watchdog's next tick; never, when systemd set no watchdog.
+async fn tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// systemd v253+ requires a monotonic timestamp with RELOADING=1.
+fn notify_reloading() {
+    match sd_notify::NotifyState::monotonic_usec_now() {
+        Ok(now) => notify_systemd(&[sd_notify::NotifyState::Reloading, now]),
+        Err(e) => warn!("cannot read the monotonic clock for systemd: {e}"),
+    }
+}
+
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!("cannot notify systemd: {e}");
+    }
+}
+

@@ -1,0 +1,152 @@
+//! The long-running service on the real binary: SIGTERM stops it cleanly and
+//! quickly, SIGHUP swaps config and rules live and keeps the old ones when the
+//! new files are broken.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use support::cli::{Install, hours_ago};
+use support::feed_server::{FeedServer, Route};
+
+fn rss(server: &FeedServer, items: &[(&str, &str)]) -> String {
+    let mut s = String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title>");
+    for (slug, title) in items {
+        s.push_str(&format!(
+            "<item><title>{title}</title><link>{}</link><guid>{slug}</guid><pubDate>{}</pubDate></item>",
+            server.url(&format!("/a/{slug}")),
+            hours_ago(1)
+        ));
+    }
+    s.push_str("</channel></rss>");
+    s
+}
+
+fn config(server: &FeedServer, feeds: &[&str]) -> String {
+    let mut c = String::from("[poll]\ninterval = \"1s\"\ntimeout = \"2s\"\n[digest]\nevery = \"1h\"\n");
+    for f in feeds {
+        c.push_str(&format!("[[feeds]]\nname = \"{f}\"\nurl = \"{}\"\n", server.url(&format!("/{f}/feed"))));
+    }
+    c.push_str("[state]\npath = \"../state/cstowatch.db\"\n");
+    c
+}
+
+/// The running service with its stderr lines forwarded to a channel.
+struct Service {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Service {
+    fn start(install: &Install) -> Service {
+        let mut child = install.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Service { child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for a log line containing `needle`, up to `limit`.
+    fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with {needle:?} within {limit:?}; log so far:\n{}", self.seen.join("\n"));
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit, up to `limit`; returns its code and how long it took.
+    fn wait_exit(&mut self, limit: Duration) -> (i32, Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code().unwrap_or(-1), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("did not exit within {limit:?}; log:\n{}", self.seen.join("\n"));
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sigterm_exits_zero_within_ten_seconds_and_keeps_everything() {
+    let server = FeedServer::start();
+    server.set("/a/feed", Route::feed(rss(&server, &[("1", "CSTO summit opens in Minsk without Armenia")]), "\"1\""));
+    // A feed that hangs: its poll is in flight when SIGTERM arrives.
+    server.set("/slow/feed", Route::Slow(Duration::from_secs(60)));
+    let install = Install::new(&config(&server, &["a", "slow"]).replace("timeout = \"2s\"", "timeout = \"60s\""));
+    let mut service = Service::start(&install);
+    service.wait_for("feed=a", Duration::from_secs(20));
+    service.signal("TERM");
+    let (code, took) = service.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 0, "log:\n{}", service.seen.join("\n"));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(install.count("SELECT count(*) FROM items"), 1);
+    // The database is whole: a new process opens it and sees the item.
+    install.run(&["status"]).expect_code(0);
+}
+
+#[test]
+fn sighup_reloads_config_and_rules_and_keeps_the_old_on_a_broken_file() {
+    let server = FeedServer::start();
+    server.set("/a/feed", Route::feed(rss(&server, &[("1", "CSTO summit opens in Minsk without Armenia")]), "\"1\""));
+    server.set("/b/feed", Route::feed(rss(&server, &[("2", "Azerbaijani troops fire on Armenian border posts in Syunik")]), "\"2\""));
+    let install = Install::new(&config(&server, &["a"]));
+    let mut service = Service::start(&install);
+    service.wait_for("feed=a", Duration::from_secs(20));
+
+    // A broken rules file: the reload is refused, the service goes on polling with the old rules.
+    let rules_path = install.dir.path().join("config/rules.toml");
+    let good_rules = std::fs::read_to_string(&rules_path).unwrap();
+    std::fs::write(&rules_path, "this is = not [valid toml\n").unwrap();
+    service.signal("HUP");
+    let line = service.wait_for("reload failed", Duration::from_secs(10));
+    assert!(line.contains("keeping the old"), "{line}");
+    service.wait_for("rules.toml:1", Duration::from_secs(5));
+    service.wait_for("feed=a", Duration::from_secs(10));
+
+    // Good files again, with a second feed: it is polled at once.
+    std::fs::write(&rules_path, &good_rules).unwrap();
+    install.write_config(&config(&server, &["a", "b"]));
+    service.signal("HUP");
+    service.wait_for("reloaded", Duration::from_secs(10));
+    service.wait_for("feed=b", Duration::from_secs(20));
+    assert!(!server.requests("/b/feed").is_empty());
+
+    service.signal("TERM");
+    let (code, _) = service.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, 0);
+    assert_eq!(install.count("SELECT count(*) FROM items"), 2);
+    assert_eq!(install.count("SELECT count(*) FROM items WHERE relevant = 1"), 2);
+}
