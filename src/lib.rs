@@ -7,6 +7,7 @@
 //! `pipeline`, scheduled by `service`.
 
 pub mod config;
+pub mod fetch;
 pub mod item;
 pub mod problem;
 pub mod store;
