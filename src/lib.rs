@@ -6,8 +6,10 @@
 //! → `dedup` → `tag` → `store` → `digest` → `deliver`, run in order by
 //! `pipeline`, scheduled by `service`.
 
+pub mod article;
 pub mod config;
 pub mod fetch;
 pub mod item;
+pub mod parse;
 pub mod problem;
 pub mod store;
