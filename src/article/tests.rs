@@ -340,3 +340,37 @@ fn fill_full_text_future_is_send() {
     let future = fill_full_text(&client, &extractor, &mut items, 600, 2);
     assert_send(&future);
 }
+
+#[tokio::test]
+async fn concurrent_fills_share_the_per_host_limit() {
+    let load = Arc::new(Load::default());
+    let server = TestServer::start(
+        Router::new()
+            .route("/article/{name}", get(article_page))
+            .with_state(load.clone()),
+    )
+    .await;
+    let port = server.addr.port();
+    let batch = |prefix: &str| -> Vec<Item> {
+        (0..3)
+            .map(|i| {
+                let url = Url::parse(&format!("http://127.0.0.1:{port}/article/{prefix}{i}")).unwrap();
+                item(Some(url), "excerpt", "")
+            })
+            .collect()
+    };
+    let (mut site_wide, mut program) = (batch("site"), batch("program"));
+    let client = HttpClient::new(&poll_config()).unwrap();
+    let extractor = extractor(&[".entry-content"]);
+    let clone_of_client = client.clone();
+    tokio::join!(
+        fill_full_text(&client, &extractor, &mut site_wide, 600, 4),
+        fill_full_text(&clone_of_client, &extractor, &mut program, 600, 4),
+    );
+    assert_eq!(load.requests.load(Ordering::SeqCst), 6);
+    assert_eq!(
+        load.max_in_flight.load(Ordering::SeqCst),
+        1,
+        "two feeds of one site, one request at a time"
+    );
+}

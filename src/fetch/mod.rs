@@ -17,6 +17,7 @@ pub mod schedule;
 pub(crate) mod testing;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -138,6 +139,9 @@ pub struct HttpClient {
 struct Inner {
     client: reqwest::Client,
     max_body_bytes: u64,
+    /// One lock per host for article pages, so that however many polls run
+    /// at once (two feeds of one site), a site sees one page request at a time.
+    page_hosts: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl HttpClient {
@@ -157,6 +161,7 @@ impl HttpClient {
             inner: Arc::new(Inner {
                 client,
                 max_body_bytes: poll.max_body_bytes,
+                page_hosts: std::sync::Mutex::default(),
             }),
         })
     }
@@ -196,12 +201,22 @@ impl HttpClient {
         self.read(response).await.map(FeedResponse::Fetched)
     }
 
-    /// Fetches an article page under the same limits (no conditional GET).
+    /// Fetches an article page under the same limits (no conditional GET),
+    /// waiting while another page of the same host is being fetched.
     pub async fn fetch_page(&self, url: &Url) -> Result<Fetched, FetchError> {
+        let host_lock = self.page_host_lock(url);
+        let _one_per_host = host_lock.lock().await;
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(PAGE_ACCEPT));
         let response = self.send(url, headers).await?;
         self.read(response).await
+    }
+
+    fn page_host_lock(&self, url: &Url) -> Arc<tokio::sync::Mutex<()>> {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        // A poisoned map only means another task panicked mid-insert; the map is still usable.
+        let mut hosts = self.inner.page_hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts.entry(host).or_default().clone()
     }
 
     async fn send(&self, url: &Url, headers: HeaderMap) -> Result<reqwest::Response, FetchError> {
