@@ -91,7 +91,7 @@ pub fn parse_feed(
     // error, so a cut-off download is recognised by its missing closing tag.
     let truncated = root
         .as_ref()
-        .filter(|root| !ends_with_closing_tag(input, &root.qualified_name))
+        .filter(|root| !has_closing_tag(input, &root.qualified_name))
         .map(|root| ParseError::Truncated(root.qualified_name.clone()));
     let feed = parser.parse(input).map_err(|e| match e {
         feed_rs::parser::ParseFeedError::ParseError(feed_rs::parser::ParseErrorKind::NoFeedRoot) => {
@@ -283,22 +283,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Whether the document ends with `</name>` (trailing whitespace and
-/// comments aside).
-fn ends_with_closing_tag(xml: &[u8], qualified_name: &str) -> bool {
-    let mut end = xml.trim_ascii_end();
-    while end.ends_with(b"-->") {
-        match end.windows(4).rposition(|w| w == b"<!--") {
-            Some(start) => end = end[..start].trim_ascii_end(),
-            None => return false,
-        }
-    }
-    let Some(before_gt) = end.strip_suffix(b">") else {
+/// Whether the root's closing tag `</name>` is present. Not "at the very
+/// end": some servers append a comment or stray bytes after it, which the
+/// XML reader ignores and so should we.
+fn has_closing_tag(xml: &[u8], qualified_name: &str) -> bool {
+    let mut needle = Vec::with_capacity(qualified_name.len() + 2);
+    needle.extend_from_slice(b"</");
+    needle.extend_from_slice(qualified_name.as_bytes());
+    let Some(at) = xml.windows(needle.len()).rposition(|w| w == needle.as_slice()) else {
         return false;
     };
-    let before_gt = before_gt.trim_ascii_end();
-    before_gt.ends_with(qualified_name.as_bytes())
-        && before_gt[..before_gt.len() - qualified_name.len()].ends_with(b"</")
+    xml[at + needle.len()..].trim_ascii_start().starts_with(b">")
 }
 
 /// The RSS 0.90 namespace; feed-rs knows only RSS 1.0's, and 0.90 has the same shape.

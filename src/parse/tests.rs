@@ -356,3 +356,18 @@ fn rss_version_patch_keeps_known_versions() {
     assert_eq!(patch_rss_version(b"<rss>").unwrap(), b"<rss version=\"2.0\">");
     assert!(patch_rss_version(b"<feed>").is_none());
 }
+
+#[test]
+fn trailing_bytes_after_the_root_are_not_truncation() {
+    let mut body = fixture("rss_without_version.xml");
+    body.extend_from_slice(b"\n<!-- cached 0.2s -->\n\0\0 stray");
+    let feed = parse_feed(
+        &body,
+        None,
+        &Url::parse("https://a.example/").unwrap(),
+        "A",
+        now(),
+    )
+    .unwrap();
+    assert_eq!(feed.items.len(), 1);
+}
