@@ -142,7 +142,7 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
     let url = article_link(&entry.links, feed_url).or_else(|| permalink_guid(guid.as_deref()));
     let summary = entry
         .summary
-        .map(|t| html_to_text(&t.content))
+        .map(|t| drop_wordpress_footer(html_to_text(&t.content)))
         .unwrap_or_default();
     let content = entry
         .content
@@ -199,6 +199,17 @@ fn permalink_guid(guid: Option<&str>) -> Option<Url> {
     Url::parse(guid?)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none())
+}
+
+/// WordPress ends every excerpt with "The post X appeared first on Site.":
+/// boilerplate that names the site, not the story, so it must not be tagged.
+fn drop_wordpress_footer(text: String) -> String {
+    match text.rsplit_once('\n') {
+        Some((body, last)) if last.starts_with("The post ") && last.contains(" appeared first on ") => {
+            body.trim_end().to_string()
+        }
+        _ => text,
+    }
 }
 
 fn made_up_title(text: &str) -> String {
