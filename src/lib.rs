@@ -6,12 +6,18 @@
 //! → `dedup` → `tag` → `store` → `digest` → `deliver`, run in order by
 //! `pipeline`, scheduled by `service`.
 
+pub mod article;
+pub mod commands;
 pub mod config;
 pub mod dedup;
+pub mod deliver;
+pub mod digest;
+pub mod fetch;
 pub mod item;
-pub mod problem;
-pub mod store;
-pub mod commands;
+pub mod parse;
 pub mod pipeline;
+pub mod problem;
 pub mod service;
+pub mod store;
+pub mod tag;
 pub mod telemetry;

@@ -1,0 +1,400 @@
+//! Feed bytes → items: the parse stage.
+//!
+//! feed-rs does the format work (RSS 0.9x/1.0/2.0, Atom, JSON Feed); this
+//! module prepares its input and normalises its output into [`Item`]s:
+//!
+//! - the body goes through [`to_utf8_xml`] first (lying charsets), and a
+//!   `<rss>` root without a version feed-rs 3.0 knows is patched to `2.0`
+//!   (it fails with `NoFeedRoot` otherwise);
+//! - feed-rs invents ids for entries without one (a hash of link + title, or a
+//!   random UUID on every parse): our id generator returns an empty string
+//!   instead, so an invented id is recognisable and never becomes a `guid`;
+//! - titles, summaries and content become plain text, links become absolute.
+
+use std::time::Duration;
+
+use feed_rs::model::{Entry, Link};
+use jiff::Timestamp;
+use url::Url;
+
+use crate::article::{html_to_text, one_line};
+use crate::fetch::charset::to_utf8_xml;
+use crate::item::Item;
+
+/// What a feed holds, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedFeed {
+    pub title: Option<String>,
+    pub items: Vec<Item>,
+    /// RSS `<ttl>`: a hint for the poll interval (the scheduler clamps it).
+    pub ttl: Option<Duration>,
+}
+
+/// Why a body is not a usable feed.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("the body is empty")]
+    Empty,
+    #[error("not a feed: {0}")]
+    NotAFeed(String),
+    #[error("malformed feed: {0}")]
+    Malformed(String),
+    #[error("truncated feed: the document ends before its closing </{0}>")]
+    Truncated(String),
+}
+
+impl ParseError {
+    /// A short stable label for logs and `status`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::Empty => "empty",
+            ParseError::NotAFeed(_) => "not-a-feed",
+            ParseError::Malformed(_) => "malformed",
+            ParseError::Truncated(_) => "truncated",
+        }
+    }
+}
+
+/// Longest title made up from a summary when the entry has no title.
+const MADE_UP_TITLE_CHARS: usize = 120;
+
+/// Parses a feed body into items. `now` stands in for a missing publication date.
+pub fn parse_feed(
+    body: &[u8],
+    content_type: Option<&str>,
+    feed_url: &Url,
+    feed_name: &str,
+    now: Timestamp,
+) -> Result<ParsedFeed, ParseError> {
+    let utf8 = to_utf8_xml(body, content_type);
+    let start = utf8.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return Err(ParseError::Empty);
+    };
+    let text = &utf8[start..];
+    if looks_like_html(text) {
+        return Err(ParseError::NotAFeed(format!(
+            "the server sent an HTML page{}",
+            content_type.map(|c| format!(" ({c})")).unwrap_or_default()
+        )));
+    }
+    let is_xml = text.first() == Some(&b'<');
+    let patched = if is_xml { patch_for_feed_rs(text) } else { None };
+    let input: &[u8] = patched.as_deref().unwrap_or(text);
+    let root = if is_xml { root_element(input) } else { None };
+
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(feed_url.as_str()))
+        .id_generator(|_links, _title, _uri| String::new())
+        .build();
+    // quick-xml stops quietly at the end of input or fails with a generic
+    // error, so a cut-off download is recognised by its missing closing tag.
+    let truncated = root
+        .as_ref()
+        .filter(|root| !has_closing_tag(input, &root.qualified_name))
+        .map(|root| ParseError::Truncated(root.qualified_name.clone()));
+    let feed = parser.parse(input).map_err(|e| match e {
+        feed_rs::parser::ParseFeedError::ParseError(feed_rs::parser::ParseErrorKind::NoFeedRoot) => {
+            ParseError::NotAFeed(match &root {
+                Some(root) => format!(
+                    "the document's root element <{}> is not RSS, Atom or RDF",
+                    root.name
+                ),
+                None => "neither XML nor JSON Feed".to_string(),
+            })
+        }
+        other => ParseError::Malformed(other.to_string()),
+    });
+    let feed = match (feed, truncated) {
+        (Err(ParseError::NotAFeed(reason)), _) => return Err(ParseError::NotAFeed(reason)),
+        (_, Some(truncated)) => return Err(truncated),
+        (result, None) => result?,
+    };
+
+    let items = feed
+        .entries
+        .into_iter()
+        .filter_map(|entry| normalise_entry(entry, feed_url, feed_name, now))
+        .collect();
+    Ok(ParsedFeed {
+        title: feed
+            .title
+            .map(|t| one_line(&html_to_text(&t.content)))
+            .filter(|t| !t.is_empty()),
+        items,
+        ttl: feed
+            .ttl
+            .map(|minutes| Duration::from_secs(u64::from(minutes) * 60)),
+    })
+}
+
+/// One entry as an [`Item`]; `None` for an entry with nothing in it at all.
+fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp) -> Option<Item> {
+    let guid = Some(entry.id.trim().to_string()).filter(|id| !id.is_empty());
+    let updated = entry
+        .updated
+        .and_then(|t| to_timestamp((t.timestamp(), t.timestamp_subsec_nanos())));
+    let published = entry
+        .published
+        .and_then(|t| to_timestamp((t.timestamp(), t.timestamp_subsec_nanos())))
+        .or(updated)
+        .unwrap_or(now);
+    let url = article_link(&entry.links, feed_url).or_else(|| permalink_guid(guid.as_deref()));
+    let summary = entry
+        .summary
+        .map(|t| drop_wordpress_footer(html_to_text(&t.content)))
+        .unwrap_or_default();
+    let content = entry
+        .content
+        .filter(|c| c.content_type.ty() == "text" || c.content_type.suffix().is_some())
+        .and_then(|c| c.body)
+        .map(|body| html_to_text(&body))
+        .unwrap_or_default();
+    let mut title = entry
+        .title
+        .map(|t| one_line(&html_to_text(&t.content)))
+        .unwrap_or_default();
+    if title.is_empty() {
+        title = made_up_title(if summary.is_empty() { &content } else { &summary });
+    }
+    if title.is_empty() && summary.is_empty() && content.is_empty() && url.is_none() {
+        return None;
+    }
+    let mut categories: Vec<String> = Vec::new();
+    for category in entry.categories {
+        let label = one_line(&html_to_text(&category.term));
+        if !label.is_empty() && !categories.contains(&label) {
+            categories.push(label);
+        }
+    }
+    Some(Item {
+        feed: feed_name.to_string(),
+        guid,
+        url,
+        title,
+        summary,
+        content,
+        published,
+        updated,
+        categories,
+    })
+}
+
+/// The article's own link: the first one that is not a comments link or
+/// another relation (WordPress adds `#respond` and comment-feed links), made
+/// absolute against the feed URL.
+fn article_link(links: &[Link], feed_url: &Url) -> Option<Url> {
+    let is_article = |l: &&Link| l.target.is_none() && l.rel.as_deref().is_none_or(|r| r == "alternate");
+    links
+        .iter()
+        .find(is_article)
+        .or_else(|| links.first())
+        .and_then(|l| feed_url.join(l.href.trim()).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+/// An RSS guid that is itself an absolute web URL serves as the link when
+/// the item has none (`isPermaLink` defaults to true).
+fn permalink_guid(guid: Option<&str>) -> Option<Url> {
+    Url::parse(guid?)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none())
+}
+
+/// WordPress ends every excerpt with "The post X appeared first on Site.":
+/// boilerplate that names the site, not the story, so it must not be tagged.
+fn drop_wordpress_footer(text: String) -> String {
+    match text.rsplit_once('\n') {
+        Some((body, last)) if last.starts_with("The post ") && last.contains(" appeared first on ") => {
+            body.trim_end().to_string()
+        }
+        _ => text,
+    }
+}
+
+fn made_up_title(text: &str) -> String {
+    let line = one_line(text);
+    if line.chars().count() <= MADE_UP_TITLE_CHARS {
+        return line;
+    }
+    let cut: String = line.chars().take(MADE_UP_TITLE_CHARS).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{cut}…")
+}
+
+/// feed-rs hands out chrono times; going through seconds and nanoseconds
+/// keeps chrono out of our own dependencies.
+fn to_timestamp((seconds, nanos): (i64, u32)) -> Option<Timestamp> {
+    Timestamp::new(seconds, i32::try_from(nanos).ok()?).ok()
+}
+
+fn looks_like_html(text: &[u8]) -> bool {
+    let head: Vec<u8> = text.iter().take(256).map(u8::to_ascii_lowercase).collect();
+    let mut rest: &[u8] = &head;
+    // Skip comments before the first tag; they are common at the top of pages.
+    while rest.starts_with(b"<!--") {
+        match rest.windows(3).position(|w| w == b"-->") {
+            Some(end) => rest = rest[end + 3..].trim_ascii_start(),
+            None => break,
+        }
+    }
+    rest.starts_with(b"<!doctype html") || rest.starts_with(b"<html") || rest.starts_with(b"<head")
+}
+
+/// The root element's names: `qualified_name` as written (`rdf:RDF`),
+/// `name` without the prefix (`RDF`).
+#[derive(Debug)]
+struct Root {
+    name: String,
+    qualified_name: String,
+    /// Byte range of the start tag's attributes.
+    attrs: std::ops::Range<usize>,
+}
+
+/// Finds the root element, skipping the prolog, comments, processing
+/// instructions and a DOCTYPE (including an internal subset).
+fn root_element(xml: &[u8]) -> Option<Root> {
+    let mut at = 0;
+    loop {
+        at += xml[at..].iter().position(|b| !b.is_ascii_whitespace())?;
+        let rest = &xml[at..];
+        if rest.starts_with(b"<?") {
+            at += find(rest, b"?>")? + 2;
+        } else if rest.starts_with(b"<!--") {
+            at += find(rest, b"-->")? + 3;
+        } else if rest.starts_with(b"<!") {
+            let bracket = rest.iter().position(|b| *b == b'[');
+            let close = rest.iter().position(|b| *b == b'>')?;
+            at += match bracket {
+                Some(open) if open < close => find(rest, b"]>").or_else(|| find(rest, b"] >"))? + 2,
+                _ => close + 1,
+            };
+        } else if rest.starts_with(b"<") {
+            let name_len = rest[1..]
+                .iter()
+                .position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/')?;
+            let qualified_name = std::str::from_utf8(&rest[1..1 + name_len]).ok()?.to_string();
+            let tag_end = rest.iter().position(|b| *b == b'>')?;
+            let name = qualified_name
+                .rsplit_once(':')
+                .map_or(qualified_name.as_str(), |(_, local)| local)
+                .to_string();
+            return Some(Root {
+                name,
+                qualified_name,
+                attrs: at + 1 + name_len..at + tag_end,
+            });
+        } else {
+            return None;
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether the root's closing tag `</name>` is present. Not "at the very
+/// end": some servers append a comment or stray bytes after it, which the
+/// XML reader ignores and so should we.
+fn has_closing_tag(xml: &[u8], qualified_name: &str) -> bool {
+    let mut needle = Vec::with_capacity(qualified_name.len() + 2);
+    needle.extend_from_slice(b"</");
+    needle.extend_from_slice(qualified_name.as_bytes());
+    let Some(at) = xml.windows(needle.len()).rposition(|w| w == needle.as_slice()) else {
+        return false;
+    };
+    xml[at + needle.len()..].trim_ascii_start().starts_with(b">")
+}
+
+/// The RSS 0.90 namespace; feed-rs knows only RSS 1.0's, and 0.90 has the same shape.
+const RSS_090_NAMESPACE: &[u8] = b"http://my.netscape.com/rdf/simple/0.9/";
+const RSS_10_NAMESPACE: &[u8] = b"http://purl.org/rss/1.0/";
+
+/// Rewrites what feed-rs 3.0 would refuse or misread: an `<rss>` version it
+/// does not know, and the RSS 0.90 namespace. `None` when nothing needs changing.
+fn patch_for_feed_rs(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    if root.name == "RDF" && find(xml, RSS_090_NAMESPACE).is_some() {
+        return Some(replace_all(xml, RSS_090_NAMESPACE, RSS_10_NAMESPACE));
+    }
+    patch_rss_version(xml)
+}
+
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(at) = find(rest, from) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(to);
+        rest = &rest[at + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+/// RSS versions feed-rs 3.0 recognises on the root element.
+const KNOWN_RSS_VERSIONS: [&str; 4] = ["2.0", "0.91", "0.92", ""];
+
+/// Rewrites `<rss>` / `<rss version="2.0.1">` (or any version feed-rs does not
+/// know) to `version="2.0"`. `None` when nothing needs changing.
+fn patch_rss_version(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    if root.qualified_name != "rss" {
+        return None;
+    }
+    let attrs = std::str::from_utf8(&xml[root.attrs.clone()]).ok()?;
+    let version = attr_value(attrs, "version");
+    if let Some((_, value)) = &version
+        && KNOWN_RSS_VERSIONS.contains(&value.trim())
+    {
+        return None;
+    }
+    let mut patched = Vec::with_capacity(xml.len() + 16);
+    match version {
+        Some((range, _)) => {
+            let start = root.attrs.start + range.start;
+            let end = root.attrs.start + range.end;
+            patched.extend_from_slice(&xml[..start]);
+            patched.extend_from_slice(b"version=\"2.0\"");
+            patched.extend_from_slice(&xml[end..]);
+        }
+        None => {
+            patched.extend_from_slice(&xml[..root.attrs.start]);
+            patched.extend_from_slice(b" version=\"2.0\"");
+            patched.extend_from_slice(&xml[root.attrs.start..]);
+        }
+    }
+    Some(patched)
+}
+
+/// Finds `name="value"` among a start tag's attributes: the attribute's byte
+/// range (name to closing quote) and the value.
+fn attr_value<'a>(attrs: &'a str, name: &str) -> Option<(std::ops::Range<usize>, &'a str)> {
+    let mut search_from = 0;
+    while let Some(found) = attrs[search_from..].find(name) {
+        let start = search_from + found;
+        search_from = start + name.len();
+        let preceded_by_space = start == 0 || attrs[..start].ends_with(|c: char| c.is_ascii_whitespace());
+        let after = attrs[search_from..].trim_start();
+        let Some(after) = after.strip_prefix('=').map(str::trim_start) else {
+            continue;
+        };
+        if !preceded_by_space {
+            continue;
+        }
+        let Some(quote) = after.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+            continue;
+        };
+        let value_start = attrs.len() - after.len() + 1;
+        let value_len = attrs[value_start..].find(quote)?;
+        return Some((
+            start..value_start + value_len + 1,
+            &attrs[value_start..value_start + value_len],
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;
