@@ -7,6 +7,8 @@
 //! `pipeline`, scheduled by `service`.
 
 pub mod config;
+pub mod deliver;
+pub mod digest;
 pub mod item;
 pub mod problem;
 pub mod store;
