@@ -40,9 +40,6 @@ const MAX_HASHTAGS: usize = 12;
 const MAX_HASHTAG_CHARS: usize = 40;
 /// A link longer than this (escaped) is left off; the title is still shown.
 const MAX_HREF_BYTES: usize = 4000;
-/// Room kept in the header for " · 12/34".
-const PART_RESERVE_CHARS: usize = 12;
-const PART_RESERVE_BYTES: usize = 16;
 
 /// What Telegram accepts in one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,55 +93,22 @@ pub fn render_digest(items: &[PendingItem], ctx: &DigestContext<'_>, limits: Lim
     }
     let grouped = group(items);
     let header_base = header(ctx, None);
-    let header_chars = header_base.chars() + PART_RESERVE_CHARS;
-    let header_bytes = header_base.bytes() + PART_RESERVE_BYTES;
-    let fits = |body: &Fragment| {
-        header_chars + body.chars() <= limits.max_chars && header_bytes + body.bytes() <= limits.max_bytes
-    };
-
-    // Bodies of the messages, each with the items it carries.
-    let mut bodies: Vec<(Fragment, Vec<i64>)> = Vec::new();
-    let mut body = Fragment::new();
-    let mut ids = Vec::new();
-    for (label, group_items) in &grouped {
-        for (position, (item, shown_tag)) in group_items.iter().enumerate() {
-            let heading = |continued: bool| {
-                let mut h = Fragment::new();
-                h.text("\n\n").bold(label);
-                if continued {
-                    h.text(" (continued)");
-                }
-                h
-            };
-            let starts_group = position == 0;
-            let mut piece = if starts_group {
-                heading(false)
-            } else {
-                Fragment::new()
-            };
-            piece.text("\n\n").append(&render_item(item, shown_tag, ctx.zone));
-            let mut candidate = body.clone();
-            candidate.append(&piece);
-            if !ids.is_empty() && !fits(&candidate) {
-                bodies.push((std::mem::take(&mut body), std::mem::take(&mut ids)));
-                piece = heading(!starts_group);
-                piece.text("\n\n").append(&render_item(item, shown_tag, ctx.zone));
-                candidate = piece.clone();
-            }
-            if !fits(&candidate) {
-                // Alone in a message and still too long: shorten the title until it fits.
-                let head = {
-                    let mut h = heading(!starts_group);
-                    h.text("\n\n");
-                    h
-                };
-                candidate = shortened_to_fit(item, shown_tag, ctx.zone, &head, &fits);
-            }
-            body = candidate;
-            ids.push(item.id);
+    // The " · k/n" part numbers only appear when there are several messages;
+    // room for them is reserved only then, so a lone message may use every
+    // character Telegram allows.
+    let mut reserve = 0;
+    let bodies = loop {
+        let fits = |body: &Fragment| {
+            header_base.chars() + reserve + body.chars() <= limits.max_chars
+                && header_base.bytes() + reserve + 1 + body.bytes() <= limits.max_bytes
+        };
+        let bodies = split(&grouped, ctx.zone, &fits);
+        let needed = part_suffix_chars(bodies.len());
+        if needed <= reserve {
+            break bodies;
         }
-    }
-    bodies.push((body, ids));
+        reserve = needed;
+    };
 
     let total = bodies.len();
     bodies
@@ -160,6 +124,64 @@ pub fn render_digest(items: &[PendingItem], ctx: &DigestContext<'_>, limits: Lim
             }
         })
         .collect()
+}
+
+/// The item pieces packed greedily into message bodies that satisfy `fits`,
+/// breaking only between items; each body starts with a group heading.
+fn split(
+    grouped: &[Group<'_>],
+    zone: &TimeZone,
+    fits: &dyn Fn(&Fragment) -> bool,
+) -> Vec<(Fragment, Vec<i64>)> {
+    let mut bodies: Vec<(Fragment, Vec<i64>)> = Vec::new();
+    let mut body = Fragment::new();
+    let mut ids = Vec::new();
+    for (label, group_items) in grouped {
+        for (position, (item, shown_tag)) in group_items.iter().enumerate() {
+            let heading = |continued: bool| {
+                let mut h = Fragment::new();
+                h.text("\n\n").bold(label);
+                if continued {
+                    h.text(" (continued)");
+                }
+                h.text("\n\n");
+                h
+            };
+            let starts_group = position == 0;
+            let mut piece = if starts_group { heading(false) } else { separator() };
+            piece.append(&render_item(item, shown_tag, zone));
+            let mut candidate = body.clone();
+            candidate.append(&piece);
+            if !ids.is_empty() && !fits(&candidate) {
+                bodies.push((std::mem::take(&mut body), std::mem::take(&mut ids)));
+                candidate = heading(!starts_group);
+                candidate.append(&render_item(item, shown_tag, zone));
+            }
+            if !fits(&candidate) {
+                // Alone in a message and still too long: shorten the title until it fits.
+                candidate = shortened_to_fit(item, shown_tag, zone, &heading(!starts_group), fits);
+            }
+            body = candidate;
+            ids.push(item.id);
+        }
+    }
+    bodies.push((body, ids));
+    bodies
+}
+
+fn separator() -> Fragment {
+    let mut f = Fragment::new();
+    f.text("\n\n");
+    f
+}
+
+/// Characters " · k/n" takes at most, for `total` messages (0 for one message).
+fn part_suffix_chars(total: usize) -> usize {
+    if total <= 1 {
+        return 0;
+    }
+    let digits = total.to_string().len();
+    " · ".chars().count() + 2 * digits + 1
 }
 
 /// Renders one item as an alert: a message of its own, sent at once.
