@@ -889,3 +889,114 @@ async fn default_pacing_keeps_a_second_between_messages_to_a_chat() {
         assert!(gap >= Duration::from_millis(990), "{gap:?}");
     }
 }
+
+#[tokio::test]
+async fn a_digest_of_the_seed_articles_as_sent() {
+    let fake = FakeTelegram::start().await;
+    // A Bot API under a path, written with a trailing slash (GOTCHAS.md).
+    let env = Env::new(
+        &format!("api_url = \"{}/tg/\"\nchat = \"{CHANNEL}\"", fake.url),
+        "timezone = \"Asia/Yerevan\"\nat = [\"09:00\", \"21:00\"]",
+    );
+    let seeds: [(&str, &str, &str, &str, &[&str]); 6] = [
+        (
+            "Union of Informed Citizens",
+            "CSTO Does Not Exist?",
+            "https://uic.am/en/csto-does-not-exist/",
+            "2026-11-22T17:40:00Z",
+            &["csto", "armenia-azerbaijan", "tavush", "border"],
+        ),
+        (
+            "EVN Report",
+            "CSTO Failing At Its One Job",
+            "https://evnreport.com/politics/csto-failing-at-its-one-job/",
+            "2026-11-22T19:05:00Z",
+            &["csto", "armenia-azerbaijan", "collective-security"],
+        ),
+        (
+            "commonspace.eu",
+            "Opinion: \"Member states are pulling the CSTO in different directions\"",
+            "https://www.commonspace.eu/opinion/member-states-are-pulling-csto-different-directions",
+            "2026-11-22T21:30:00Z",
+            &["csto", "summit", "yerevan"],
+        ),
+        (
+            "MassisPost",
+            "CSTO’s Delayed Moves",
+            "https://massispost.com/2026/11/cstos-delayed-moves/",
+            "2026-11-23T01:15:00Z",
+            &["csto", "pashinyan"],
+        ),
+        (
+            "Jamestown Foundation",
+            "How Credible Is the CSTO Secretary General’s Warning Against Azerbaijan?",
+            "https://jamestown.org/program/how-credible-is-the-csto-secretary-generals-warning-against-azerbaijan/",
+            "2026-11-23T03:50:00Z",
+            &["csto", "armenia-azerbaijan", "khachaturov"],
+        ),
+        (
+            "MassisPost",
+            "PM Niko Pashinyan: If Border Delimitation Process is Stopped, War Will Break Out",
+            "https://massispost.com/2026/11/pm-pashinyan-if-border-delimitation-process-is-stopped-war-will-break-out/",
+            "2026-11-23T04:20:00Z",
+            &["armenia-azerbaijan", "pashinyan", "delimitation"],
+        ),
+    ];
+    for (feed, title, url, published, tags) in seeds {
+        let id = env.add_with_url(title, url, at(published), tags);
+        env.store
+            .lock()
+            .unwrap()
+            .conn()
+            .execute(
+                "UPDATE items SET feed = ?1 WHERE id = ?2",
+                rusqlite::params![feed, id],
+            )
+            .unwrap();
+    }
+    {
+        // The previous digest went out at 21:00 Yerevan time.
+        let store = env.store.lock().unwrap();
+        store
+            .set_last_digest_at(DEST, at("2026-11-22T17:00:00Z"))
+            .unwrap();
+    }
+    let report = env
+        .deliverer()
+        .deliver(&env.store, at(NOW), Mode::Scheduled, false)
+        .await
+        .unwrap();
+    assert!(report.destinations[0].digest_due, "09:00 Yerevan is a slot");
+    let accepted = fake.accepted();
+    assert_eq!(accepted.len(), 1);
+    assert!(
+        fake.requests()[0].path.starts_with("tg/bot"),
+        "{}",
+        fake.requests()[0].path
+    );
+    let expected = "🗞 Digest · 22 Nov 21:00 – 23 Nov 09:00 (Asia/Yerevan)
+
+CSTO
+
+• CSTO Does Not Exist?
+Union of Informed Citizens · 22 Nov 21:40 · #armenia_azerbaijan #tavush #border
+
+• CSTO Failing At Its One Job
+EVN Report · 22 Nov 23:05 · #armenia_azerbaijan #collective_security
+
+• Opinion: \"Member states are pulling the CSTO in different directions\"
+commonspace.eu · 23 Nov 01:30 · #summit #yerevan
+
+• CSTO’s Delayed Moves
+MassisPost · 23 Nov 05:15 · #pashinyan
+
+• How Credible Is the CSTO Secretary General’s Warning Against Azerbaijan?
+Jamestown Foundation · 23 Nov 07:50 · #armenia_azerbaijan #khachaturov
+
+Armenia–Azerbaijan
+
+• PM Niko Pashinyan: If Border Delimitation Process is Stopped, War Will Break Out
+MassisPost · 23 Nov 08:20 · #pashinyan #delimitation";
+    assert_eq!(accepted[0].visible, expected);
+    assert_eq!(accepted[0].links.len(), 6);
+}

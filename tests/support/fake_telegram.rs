@@ -60,6 +60,8 @@ pub struct Accepted {
 /// Every `sendMessage` request, whatever the answer.
 #[derive(Debug, Clone)]
 pub struct RequestRecord {
+    /// The URL path, as requested.
+    pub path: String,
     pub chat: String,
     pub status: u16,
     pub at: Instant,
@@ -186,7 +188,9 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let now = Instant::now();
-    let Some((token_part, method)) = path.split_once('/') else {
+    // Any prefix is allowed before `/bot<token>/<method>` (self-hosted servers live under a path).
+    let mut segments = path.rsplit('/');
+    let (Some(method), Some(token_part)) = (segments.next(), segments.next()) else {
         return error(StatusCode::NOT_FOUND, "Not Found", None);
     };
     if token_part.strip_prefix("bot") != Some(TOKEN) {
@@ -207,6 +211,7 @@ async fn handle(
     let mut s = state.lock().unwrap();
     let penalty = s.penalties.get(&chat).copied().filter(|until| *until > now);
     let mut record = RequestRecord {
+        path: path.clone(),
         chat: chat.clone(),
         status: 200,
         at: now,
@@ -321,6 +326,7 @@ const ALLOWED_TAGS: &[&str] = &[
     "span",
     "a",
     "tg-emoji",
+    "tg-time",
     "code",
     "pre",
     "blockquote",
