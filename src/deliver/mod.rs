@@ -505,3 +505,20 @@ impl Deliverer {
 fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
     store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The service loop spawns delivery on the runtime: its future must be `Send`.
+    #[test]
+    fn a_delivery_cycle_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let config = Config::from_toml("", std::path::Path::new("/tmp/cstowatch.toml")).unwrap();
+        let deliverer = Deliverer::new(&config, None).unwrap();
+        let store = Mutex::new(Store::open_in_memory().unwrap());
+        let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, true);
+        assert_send(&cycle);
+        assert_eq!(deliverer.destination_ids(), vec![CONSOLE]);
+    }
+}

@@ -99,9 +99,15 @@ impl TelegramClient {
         }
     }
 
-    /// `text` with the token and any `bot<token>` path removed.
+    /// `text` with the token removed, cut to a length `status` can show (a
+    /// proxy's HTML error page can arrive as the "description").
     pub fn redact(&self, text: &str) -> String {
-        redact(text, &self.token)
+        const MAX_ERROR_CHARS: usize = 500;
+        let clean = redact(text, &self.token);
+        match clean.char_indices().nth(MAX_ERROR_CHARS) {
+            Some((cut, _)) => format!("{}…", &clean[..cut]),
+            None => clean,
+        }
     }
 
     fn classify(&self, e: RequestError) -> SendError {

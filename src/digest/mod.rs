@@ -13,8 +13,8 @@
 //! MassisPost · 23 Nov 08:15 · #armenia_azerbaijan #border
 //! ```
 //!
-//! An item carrying both primary tags appears once, in the group of its
-//! first primary tag, with the other one among its hashtags.
+//! An item carrying both primary tags appears once, in the first of its
+//! groups (CSTO), with the other one among its hashtags.
 
 mod html;
 pub mod schedule;
@@ -228,11 +228,13 @@ fn group(items: &[PendingItem]) -> Vec<Group<'_>> {
     groups
 }
 
-/// The group heading of an item and the primary tag that put it there.
+/// The group heading of an item and the primary tag that put it there: the
+/// first group, in digest order, whose tag the item carries (so an item with
+/// both primary tags lands in the same group whatever order its tags are in).
 fn group_of(item: &PendingItem) -> (&'static str, Option<&'static str>) {
-    item.tags
+    PRIMARY_GROUPS
         .iter()
-        .find_map(|t| PRIMARY_GROUPS.iter().find(|(tag, _)| tag == t))
+        .find(|(tag, _)| item.tags.iter().any(|t| t == tag))
         .map(|(tag, label)| (*label, Some(*tag)))
         .unwrap_or((OTHER_GROUP, None))
 }
