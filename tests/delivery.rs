@@ -6,7 +6,6 @@
 mod support;
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +19,8 @@ use tempfile::TempDir;
 
 /// A temp dir with a config and a state database.
 struct Env {
-    dir: TempDir,
+    /// Kept so the directory lives as long as the test.
+    _dir: TempDir,
     config: Config,
     store: Mutex<Store>,
 }
@@ -35,7 +35,11 @@ impl Env {
         std::fs::write(&path, &text).unwrap();
         let config = Config::load(&path).unwrap();
         let store = Mutex::new(Store::open(&config.state.path).unwrap());
-        Env { dir, config, store }
+        Env {
+            _dir: dir,
+            config,
+            store,
+        }
     }
 
     /// One channel at the fake, digests at 09:00 and 21:00 in Yerevan.
@@ -101,10 +105,6 @@ impl Env {
             .pending_items(destination, &[])
             .unwrap()
             .len()
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
     }
 }
 
@@ -209,7 +209,7 @@ async fn every_item_once_and_a_restart_sends_nothing_again() {
     let reopened = Env {
         store: Mutex::new(Store::open(&env.config.state.path).unwrap()),
         config: env.config.clone(),
-        dir: tempfile::tempdir().unwrap(),
+        _dir: tempfile::tempdir().unwrap(),
     };
     let report = reopened
         .deliverer()
@@ -652,7 +652,6 @@ async fn a_network_error_keeps_items_and_never_shows_the_token() {
         "{recorded}"
     );
     assert_eq!(status[0].pending, 1);
-    let _ = env.path();
 }
 
 #[tokio::test]
@@ -999,4 +998,31 @@ Armenia–Azerbaijan
 MassisPost · 23 Nov 08:20 · #pashinyan #delimitation";
     assert_eq!(accepted[0].visible, expected);
     assert_eq!(accepted[0].links.len(), 6);
+}
+
+#[tokio::test]
+async fn an_unknown_chat_is_reported_and_items_stay_pending() {
+    let fake = FakeTelegram::start().await;
+    let env = Env::new(
+        &format!("api_url = \"{}\"\nchat = \"@no_such_channel\"", fake.url),
+        "every = \"6h\"",
+    );
+    env.add("CSTO drills", at("2026-11-22T18:00:00Z"), &["csto"]);
+    let report = env
+        .deliverer()
+        .deliver(&env.store, at(NOW), Mode::Force, false)
+        .await
+        .unwrap();
+    let (destination, error) = report.errors().next().unwrap();
+    assert_eq!(destination, "telegram:@no_such_channel");
+    assert!(error.contains("chat not found"), "{error}");
+    assert_eq!(env.pending("telegram:@no_such_channel"), 1);
+    let status = destination_status(&env.store.lock().unwrap(), &env.config).unwrap();
+    assert!(
+        status[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("chat not found")
+    );
 }
