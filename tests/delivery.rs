@@ -721,6 +721,10 @@ async fn a_dry_run_prints_and_records_nothing() {
         .await
         .unwrap();
     assert_eq!(report.messages_sent(), 1);
+    assert_eq!(
+        report.destinations[0].items_pending, 1,
+        "still owed after a dry run"
+    );
     let printed = out.text();
     assert!(
         printed.starts_with(&format!("--- dry run: {DEST} · digest ---\n🗞 <b>Digest</b>")),

@@ -425,11 +425,13 @@ impl Deliverer {
                 c.retry_not_before = None;
                 c.consecutive_failures = 0;
             });
+            report = self.settle_pending(report);
         }
-        Ok(self.settle_pending(report))
+        Ok(report)
     }
 
-    /// Items pending after the cycle: those not delivered (a dry run delivers nothing).
+    /// Items pending after a real cycle: those not delivered. (Only a real
+    /// cycle reaches a failure, so the error path settles unconditionally.)
     fn settle_pending(&self, mut report: DestinationReport) -> DestinationReport {
         report.items_pending = report.items_pending.saturating_sub(report.items_delivered);
         report
