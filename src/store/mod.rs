@@ -8,6 +8,7 @@
 
 pub mod feeds;
 pub mod items;
+pub mod outbox;
 mod schema;
 
 use std::path::{Path, PathBuf};
