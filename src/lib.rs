@@ -10,3 +10,4 @@ pub mod config;
 pub mod item;
 pub mod problem;
 pub mod store;
+pub mod tag;
