@@ -3,6 +3,11 @@
 //! primary tag must reach 0.95 and 0.90. Items marked `"ambiguous": true`
 //! are skipped, as the labelling guideline says.
 //!
+//! Two labelled files are measured: the project's development corpus, and
+//! `tests/fixtures/tagger/challenge.jsonl`, items written by the tagger's
+//! author to the same guideline with spellings, phrasings and traps the dev
+//! corpus does not have (a guard against rules that only fit the dev set).
+//!
 //! Prints the figures and every miss. Set `CSTOWATCH_CORPUS=path.jsonl` to
 //! measure another labelled file in the same format.
 
@@ -85,6 +90,18 @@ fn repo_path(rel: &str) -> PathBuf {
 
 #[test]
 fn shipped_rules_meet_precision_and_recall_on_the_dev_corpus() {
+    let corpus = std::env::var_os("CSTOWATCH_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_path("tests/fixtures/corpus/dev.jsonl"));
+    measure(&corpus);
+}
+
+#[test]
+fn shipped_rules_meet_precision_and_recall_on_the_challenge_set() {
+    measure(&repo_path("tests/fixtures/tagger/challenge.jsonl"));
+}
+
+fn measure(corpus: &Path) {
     let (rules, warnings) = match Rules::load(&repo_path("config/rules.toml")) {
         Ok(r) => r,
         Err(problems) => panic!("the shipped rules do not load:\n{problems}"),
@@ -142,7 +159,7 @@ fn shipped_rules_meet_precision_and_recall_on_the_dev_corpus() {
     }
 
     let mut report = format!(
-        "dev corpus {}: {scored} items scored, {skipped} ambiguous skipped\n",
+        "corpus {}: {scored} items scored, {skipped} ambiguous skipped\n",
         corpus.display()
     );
     let mut failed = Vec::new();

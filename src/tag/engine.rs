@@ -479,7 +479,8 @@ impl Rules {
         let score: f64 = evidence.iter().map(|e| e.points).sum();
         TagOutcome {
             score,
-            given: !vetoed && score >= tag.threshold,
+            // The tolerance keeps sums like 1.5 - 0.5 from missing 1.0 by rounding.
+            given: !vetoed && score >= tag.threshold - 1e-9,
             vetoed,
             evidence,
         }
