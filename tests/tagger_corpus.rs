@@ -113,11 +113,8 @@ fn measure(corpus: &Path) {
         listed.join("\n")
     );
 
-    let corpus = std::env::var_os("CSTOWATCH_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_path("tests/fixtures/corpus/dev.jsonl"));
     let text =
-        std::fs::read_to_string(&corpus).unwrap_or_else(|e| panic!("reading {}: {e}", corpus.display()));
+        std::fs::read_to_string(corpus).unwrap_or_else(|e| panic!("reading {}: {e}", corpus.display()));
 
     let primaries: Vec<String> = rules.primary_tags().iter().map(|s| s.to_string()).collect();
     let mut relevance = Confusion::default();
