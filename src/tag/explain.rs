@@ -1,0 +1,116 @@
+//! `cstowatch tag --explain`: the tagger's decision written for people —
+//! tags, score, and for every tag with evidence, each contribution with the
+//! terms that made it and a snippet of the text around them.
+
+use std::fmt::Write as _;
+
+use super::engine::{Evaluation, Reason, Rules};
+use super::{Document, Tagging};
+
+/// Characters of context shown on each side of a hit.
+const CONTEXT_CHARS: usize = 50;
+
+/// Writes the explanation of one item. `label` names the item (its id, or
+/// its line number). Returns the decision with its explanation.
+pub fn explain(rules: &Rules, label: &str, doc: &Document) -> (Tagging, String) {
+    let eval = rules.evaluate(doc);
+    let tagging = rules.tagging(doc, &eval);
+    let text = render(rules, label, doc, &eval, &tagging);
+    (tagging, text)
+}
+
+fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging: &Tagging) -> String {
+    let mut out = String::new();
+    let verdict = if tagging.relevant {
+        "RELEVANT"
+    } else {
+        "not relevant"
+    };
+    let _ = writeln!(out, "{label}: {verdict}, score {:.2}", tagging.score);
+    let _ = writeln!(out, "  title: {}", one_line(doc.title, 120));
+    if tagging.tags.is_empty() {
+        let _ = writeln!(out, "  tags: (none)");
+    } else {
+        let _ = writeln!(out, "  tags: {}", tagging.tags.join(", "));
+    }
+    for &t in rules.order() {
+        let outcome = &eval.outcomes[t];
+        if outcome.evidence.is_empty() && !outcome.vetoed {
+            continue;
+        }
+        let spec = rules.tag_spec(t);
+        let status = match (outcome.given, outcome.vetoed) {
+            (true, _) => "given",
+            (false, true) => "vetoed by an `unless` term",
+            (false, false) => "below threshold",
+        };
+        let kind = if spec.primary { "primary" } else { "secondary" };
+        let _ = writeln!(
+            out,
+            "  {} ({kind}): {:.2} of {:.2} needed, {status}",
+            spec.name, outcome.score, spec.threshold
+        );
+        for ev in &outcome.evidence {
+            let what = match ev.reason {
+                Reason::Mention => "mention".to_string(),
+                Reason::Rule(r) => match &spec.rules[r].note {
+                    Some(note) => format!("rule {}: {note}", r + 1),
+                    None => format!("rule {}", r + 1),
+                },
+            };
+            let _ = writeln!(out, "    {:+.2} {} {what}", ev.points, ev.field.as_str());
+            for &o in &ev.occurrences {
+                let occ = &eval.occurrences[o as usize];
+                let (start, end) = eval.original_range(doc, occ);
+                let _ = writeln!(
+                    out,
+                    "        {:?} in {}: {}",
+                    rules.term(occ.term).written,
+                    occ.field.as_str(),
+                    snippet(doc.field(occ.field), start, end)
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The text around `start..end`, with the hit in brackets, on one line.
+fn snippet(text: &str, start: usize, end: usize) -> String {
+    let before: String = {
+        let chars: Vec<char> = text[..start].chars().rev().take(CONTEXT_CHARS).collect();
+        chars.into_iter().rev().collect()
+    };
+    let after: String = text[end..].chars().take(CONTEXT_CHARS).collect();
+    let lead = if before.len() < start { "…" } else { "" };
+    let tail = if after.len() < text.len() - end { "…" } else { "" };
+    one_line(
+        &format!("{lead}{before}[{}]{after}{tail}", &text[start..end]),
+        usize::MAX,
+    )
+}
+
+fn one_line(text: &str, max_chars: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max_chars {
+        let cut: String = flat.chars().take(max_chars).collect();
+        format!("{cut}…")
+    } else {
+        flat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_brackets_the_hit_and_marks_cuts() {
+        let text = "a".repeat(80) + " CSTO " + &"b".repeat(80);
+        let start = text.find("CSTO").unwrap();
+        let s = snippet(&text, start, start + 4);
+        assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+        assert!(s.contains(" [CSTO] "), "{s}");
+        assert_eq!(snippet("the CSTO", 4, 8), "the [CSTO]");
+    }
+}

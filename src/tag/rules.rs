@@ -1,0 +1,741 @@
+//! The rules file (`config/rules.toml`): its format, and its validation into
+//! a checked [`Spec`] the engine compiles. Every error and warning names the
+//! file, the line and the key, so `cstowatch check` can point at it.
+//!
+//! The format, in short (the shipped file explains each block at length):
+//!
+//! ```toml
+//! [scoring]
+//! threshold = 1.0                 # score a tag needs, unless it sets its own
+//! title = 1.5                     # field weights: a hit counts weight × field weight
+//! summary = 1.0
+//! content = 0.5
+//! mention_gap = 2                 # hits of one tag this few words apart count once
+//!
+//! [lists]                         # named term lists, used as "@name"
+//! armenian-side = ["@armenia", "Tavush", "Syunik"]
+//!
+//! [[tag]]
+//! name = "csto"
+//! primary = true                  # primary tags decide relevance
+//! weight = 1.0                    # each mention of a term below
+//! terms = ["CSTO", "Collective Security Treaty Organization", "ОДКБ"]
+//! except = ["fellow members of"]  # a hit inside or just after these does not count
+//! except_before = 3               # "just after" = within this many words
+//! unless = ["..."]                # any of these anywhere: the tag is not given
+//!
+//! [[tag.rule]]                    # co-occurrence: every slot must match
+//! all = ["@armenian-side", "@azerbaijani-side", ["clash*", "shelling"]]
+//! within = 20                     # ...in one field, within 20 words
+//! fields = ["title", "summary"]   # default: all three
+//! unless = ["..."]                # any of these in the same field: the rule does not fire
+//! weight = 1.0                    # may be negative: a penalty
+//! ```
+//!
+//! A term is a word or phrase, matched on whole words after normalisation
+//! (see `normalise`); a trailing `*` makes the last word a stem
+//! (`Azerbaijan*` matches "Azerbaijani" and "Azerbaijan's"). A term written
+//! `@name` stands for every term of that list or tag.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Field;
+use super::normalise::{is_word_char, normalise};
+use crate::problem::{Problem, Problems, line_of_offset};
+
+/// Field weights and thresholds that apply to every tag.
+#[derive(Debug, Clone)]
+pub(crate) struct Scoring {
+    pub threshold: f64,
+    pub field_weights: [f64; 3],
+    pub mention_gap: u32,
+}
+
+/// One literal term as written in the file, checked and normalised.
+#[derive(Debug, Clone)]
+pub(crate) struct TermSpec {
+    /// As written (for explanations), without surrounding spaces.
+    pub written: String,
+    /// Normalised, without the wildcard.
+    pub pattern: String,
+    /// Ends in `*`: the last word may continue.
+    pub wildcard: bool,
+    /// Hits do not count when an `except` phrase of the owning tag covers them.
+    pub except: Option<Except>,
+}
+
+/// A tag's `except` phrases as they apply to one of its terms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Except {
+    pub vocab: usize,
+    pub before: u32,
+}
+
+/// A tag, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct TagSpec {
+    pub name: String,
+    pub primary: bool,
+    pub threshold: f64,
+    pub weight: f64,
+    /// The vocabulary of its own `terms`.
+    pub terms: usize,
+    pub unless: Option<usize>,
+    pub rules: Vec<RuleSpec>,
+}
+
+/// A co-occurrence rule, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct RuleSpec {
+    pub note: Option<String>,
+    pub slots: Vec<usize>,
+    pub within: Option<u32>,
+    pub weight: f64,
+    pub fields: [bool; 3],
+    pub unless: Option<usize>,
+}
+
+/// A whole rules file, checked: terms, the flattened vocabularies (term ids
+/// per list, tag or inline slot), and the tags in file order.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub scoring: Scoring,
+    pub terms: Vec<TermSpec>,
+    pub vocabs: Vec<Vec<usize>>,
+    pub tags: Vec<TagSpec>,
+}
+
+// ---------------------------------------------------------------------------
+// The file as written.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    #[serde(default)]
+    scoring: RawScoring,
+    #[serde(default)]
+    lists: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    tag: Vec<RawTag>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScoring {
+    threshold: Option<Spanned<f64>>,
+    title: Option<Spanned<f64>>,
+    summary: Option<Spanned<f64>>,
+    content: Option<Spanned<f64>>,
+    mention_gap: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTag {
+    name: Spanned<String>,
+    #[serde(default)]
+    primary: bool,
+    #[serde(default)]
+    #[allow(dead_code)]
+    note: Option<String>,
+    weight: Option<Spanned<f64>>,
+    threshold: Option<Spanned<f64>>,
+    #[serde(default)]
+    terms: Vec<Spanned<String>>,
+    #[serde(default)]
+    except: Vec<Spanned<String>>,
+    except_before: Option<u32>,
+    #[serde(default)]
+    unless: Vec<Spanned<String>>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    note: Option<String>,
+    all: Spanned<Vec<Spanned<toml::Value>>>,
+    within: Option<Spanned<u32>>,
+    weight: Spanned<f64>,
+    fields: Option<Vec<Field>>,
+    #[serde(default)]
+    unless: Vec<Spanned<String>>,
+}
+
+// ---------------------------------------------------------------------------
+// Checking.
+
+/// One entry of a term list: a literal term or a reference to a named list.
+enum Entry {
+    Term(usize),
+    Ref(usize),
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+    problems: Vec<Problem>,
+    terms: Vec<TermSpec>,
+    /// Where each term was written: line, key.
+    term_sites: Vec<(usize, String)>,
+    /// Unflattened vocabularies.
+    entries: Vec<Vec<Entry>>,
+    /// Named vocabularies (lists and tags) by name.
+    names: HashMap<String, usize>,
+}
+
+impl Checker<'_> {
+    fn line(&self, span: std::ops::Range<usize>) -> Option<usize> {
+        Some(line_of_offset(self.text, span.start))
+    }
+
+    fn error(&mut self, line: Option<usize>, key: String, message: impl Into<String>) {
+        self.problems
+            .push(Problem::error(self.path, line, Some(key), message));
+    }
+
+    fn warning(&mut self, line: Option<usize>, key: String, message: impl Into<String>) {
+        self.problems
+            .push(Problem::warning(self.path, line, Some(key), message));
+    }
+
+    fn new_vocab(&mut self) -> usize {
+        self.entries.push(Vec::new());
+        self.entries.len() - 1
+    }
+
+    /// Checks one written term and adds it (or the reference) to `vocab`.
+    fn add_entry(
+        &mut self,
+        vocab: usize,
+        written: &str,
+        line: Option<usize>,
+        key: &str,
+        except: Option<Except>,
+    ) {
+        let trimmed = written.trim();
+        if trimmed.is_empty() {
+            self.error(
+                line,
+                key.to_string(),
+                "empty term; remove it or write a word or phrase",
+            );
+            return;
+        }
+        if let Some(name) = trimmed.strip_prefix('@') {
+            match self.names.get(name) {
+                Some(&v) => self.entries[vocab].push(Entry::Ref(v)),
+                None => self.error(
+                    line,
+                    key.to_string(),
+                    format!(
+                        "unknown tag or list referenced: \"@{name}\"; define it under [lists] or as a [[tag]]"
+                    ),
+                ),
+            }
+            return;
+        }
+        let (stem, wildcard) = match trimmed.strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (trimmed, false),
+        };
+        if stem.contains('*') {
+            self.error(
+                line,
+                key.to_string(),
+                format!("term {trimmed:?}: `*` is only allowed at the end of a term, as a stem wildcard"),
+            );
+            return;
+        }
+        let pattern = normalise(stem).as_str().to_string();
+        if pattern.is_empty() {
+            self.error(
+                line,
+                key.to_string(),
+                format!(
+                    "term {trimmed:?} normalises to nothing (only dashes, spaces or invisible characters)"
+                ),
+            );
+            return;
+        }
+        if wildcard && !stem.chars().next_back().is_some_and(char::is_alphanumeric) {
+            self.error(
+                line,
+                key.to_string(),
+                format!("term {trimmed:?}: the `*` must follow a letter or digit, as in \"Azerbaijan*\""),
+            );
+            return;
+        }
+        let renormalised = normalise(&pattern);
+        if renormalised.as_str() != pattern
+            || pattern.starts_with(|c: char| unicode_normalization::char::is_combining_mark(c))
+        {
+            self.warning(
+                line,
+                key.to_string(),
+                format!("term {trimmed:?} can never match: its normal form {pattern:?} is not stable under normalisation"),
+            );
+        }
+        self.terms.push(TermSpec {
+            written: trimmed.to_string(),
+            pattern,
+            wildcard,
+            except,
+        });
+        self.term_sites.push((line.unwrap_or(0), key.to_string()));
+        let id = self.terms.len() - 1;
+        self.entries[vocab].push(Entry::Term(id));
+    }
+
+    fn add_list(&mut self, vocab: usize, items: &[Spanned<String>], key: &str, except: Option<Except>) {
+        for (i, item) in items.iter().enumerate() {
+            let line = self.line(item.span());
+            self.add_entry(vocab, item.get_ref(), line, &format!("{key}[{i}]"), except);
+        }
+    }
+
+    /// An anonymous vocabulary from a list of terms, or `None` when empty.
+    fn anonymous(&mut self, items: &[Spanned<String>], key: &str) -> Option<usize> {
+        if items.is_empty() {
+            return None;
+        }
+        let v = self.new_vocab();
+        self.add_list(v, items, key, None);
+        Some(v)
+    }
+}
+
+fn finite(
+    c: &mut Checker,
+    value: &Option<Spanned<f64>>,
+    key: &str,
+    default: f64,
+    check: fn(f64) -> bool,
+    must: &str,
+) -> f64 {
+    match value {
+        None => default,
+        Some(v) => {
+            let x = *v.get_ref();
+            if x.is_finite() && check(x) {
+                x
+            } else {
+                let line = c.line(v.span());
+                c.error(
+                    line,
+                    key.to_string(),
+                    format!("{x} is not allowed here: it must be {must}"),
+                );
+                default
+            }
+        }
+    }
+}
+
+/// Parses and checks rules text read from `path`. `Ok` carries the checked
+/// rules and the warnings; `Err` every error found (and the warnings).
+pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Problems> {
+    let raw: RawRules = toml::from_str(text).map_err(|e| Problems(vec![toml_problem(path, text, &e)]))?;
+    let mut c = Checker {
+        path,
+        text,
+        problems: Vec::new(),
+        terms: Vec::new(),
+        term_sites: Vec::new(),
+        entries: Vec::new(),
+        names: HashMap::new(),
+    };
+
+    let s = &raw.scoring;
+    let scoring = Scoring {
+        threshold: finite(
+            &mut c,
+            &s.threshold,
+            "scoring.threshold",
+            1.0,
+            |x| x > 0.0,
+            "more than 0",
+        ),
+        field_weights: [
+            finite(&mut c, &s.title, "scoring.title", 1.5, |x| x >= 0.0, "0 or more"),
+            finite(
+                &mut c,
+                &s.summary,
+                "scoring.summary",
+                1.0,
+                |x| x >= 0.0,
+                "0 or more",
+            ),
+            finite(
+                &mut c,
+                &s.content,
+                "scoring.content",
+                0.5,
+                |x| x >= 0.0,
+                "0 or more",
+            ),
+        ],
+        mention_gap: s.mention_gap.unwrap_or(2),
+    };
+
+    // Names first, so references may point forwards.
+    let mut list_vocabs = Vec::new();
+    for (name, items) in &raw.lists {
+        let line = items
+            .get_ref()
+            .first()
+            .and_then(|i| c.line(i.span()))
+            .or(c.line(items.span()));
+        if !valid_name(name) {
+            c.error(line, format!("lists.{name}"), bad_name_message(name));
+        }
+        let v = c.new_vocab();
+        c.names.insert(name.clone(), v);
+        list_vocabs.push((name, items, v));
+    }
+    let mut tag_vocabs = Vec::new();
+    for (i, t) in raw.tag.iter().enumerate() {
+        let name = t.name.get_ref().trim();
+        let line = c.line(t.name.span());
+        let key = format!("tag[{i}].name");
+        if !valid_name(name) {
+            c.error(line, key, bad_name_message(name));
+        } else if c.names.contains_key(name) {
+            c.error(
+                line,
+                key,
+                format!("the name {name:?} is used twice (tags and lists share one namespace)"),
+            );
+        }
+        let v = c.new_vocab();
+        c.names.insert(name.to_string(), v);
+        tag_vocabs.push(v);
+    }
+
+    for (name, items, v) in &list_vocabs {
+        c.add_list(*v, items.get_ref(), &format!("lists.{name}"), None);
+    }
+
+    let mut tags = Vec::new();
+    for (i, t) in raw.tag.iter().enumerate() {
+        let key = format!("tag[{i}]");
+        let name = t.name.get_ref().trim().to_string();
+        let except = c
+            .anonymous(&t.except, &format!("{key}.except"))
+            .map(|vocab| Except {
+                vocab,
+                before: t.except_before.unwrap_or(0),
+            });
+        c.add_list(tag_vocabs[i], &t.terms, &format!("{key}.terms"), except);
+        let unless = c.anonymous(&t.unless, &format!("{key}.unless"));
+        let weight = finite(
+            &mut c,
+            &t.weight,
+            &format!("{key}.weight"),
+            1.0,
+            |x| x > 0.0,
+            "more than 0",
+        );
+        let threshold = finite(
+            &mut c,
+            &t.threshold,
+            &format!("{key}.threshold"),
+            scoring.threshold,
+            |x| x > 0.0,
+            "more than 0",
+        );
+        let mut rules = Vec::new();
+        for (j, r) in t.rule.iter().enumerate() {
+            let rkey = format!("{key}.rule[{j}]");
+            if r.all.get_ref().is_empty() {
+                let line = c.line(r.all.span());
+                c.error(line, format!("{rkey}.all"), "`all` needs at least one slot");
+            }
+            let mut slots = Vec::new();
+            for (k, slot) in r.all.get_ref().iter().enumerate() {
+                let skey = format!("{rkey}.all[{k}]");
+                let line = c.line(slot.span());
+                let v = c.new_vocab();
+                match slot.get_ref() {
+                    toml::Value::String(s) => c.add_entry(v, s, line, &skey, None),
+                    toml::Value::Array(items) if !items.is_empty() => {
+                        for (m, item) in items.iter().enumerate() {
+                            match item.as_str() {
+                                Some(s) => c.add_entry(v, s, line, &format!("{skey}[{m}]"), None),
+                                None => c.error(
+                                    line,
+                                    format!("{skey}[{m}]"),
+                                    "a slot lists terms as strings, like \"clash*\" or \"@conflict\"",
+                                ),
+                            }
+                        }
+                    }
+                    _ => c.error(
+                        line,
+                        skey,
+                        "a slot is a term (\"ceasefire\"), a reference (\"@conflict\") or a non-empty list of them",
+                    ),
+                }
+                slots.push(v);
+            }
+            let within = match &r.within {
+                Some(w) if *w.get_ref() == 0 => {
+                    let line = c.line(w.span());
+                    c.error(
+                        line,
+                        format!("{rkey}.within"),
+                        "`within` is a number of words, at least 1",
+                    );
+                    None
+                }
+                Some(w) => Some(*w.get_ref()),
+                None => None,
+            };
+            let wline = c.line(r.weight.span());
+            let weight = *r.weight.get_ref();
+            if !weight.is_finite() || weight == 0.0 {
+                c.error(
+                    wline,
+                    format!("{rkey}.weight"),
+                    "a rule's weight must be a non-zero number",
+                );
+            }
+            let mut fields = [true; 3];
+            if let Some(fs) = &r.fields {
+                fields = [false; 3];
+                for f in fs {
+                    fields[*f as usize] = true;
+                }
+                if fs.is_empty() {
+                    c.error(
+                        wline,
+                        format!("{rkey}.fields"),
+                        "`fields` must name at least one field",
+                    );
+                }
+            }
+            let unless = c.anonymous(&r.unless, &format!("{rkey}.unless"));
+            rules.push(RuleSpec {
+                note: r.note.clone(),
+                slots,
+                within,
+                weight,
+                fields,
+                unless,
+            });
+        }
+        if t.terms.is_empty() && t.rule.is_empty() {
+            let line = c.line(t.name.span());
+            c.warning(
+                line,
+                format!("{key}.name"),
+                format!("tag {name:?} has no terms and no rules: it can never be given"),
+            );
+        }
+        tags.push(TagSpec {
+            name,
+            primary: t.primary,
+            threshold,
+            weight,
+            terms: tag_vocabs[i],
+            unless,
+            rules,
+        });
+    }
+
+    if !tags.iter().any(|t| t.primary) {
+        c.problems.push(Problem::error(
+            path,
+            None,
+            Some("tag".to_string()),
+            "no tag is `primary = true`: nothing could ever be relevant",
+        ));
+    }
+
+    let vocabs = flatten(&mut c);
+    warn_unmatchable(&mut c, &vocabs, &tags);
+
+    if c.problems.iter().any(Problem::is_error) {
+        return Err(Problems(c.problems));
+    }
+    Ok((
+        Spec {
+            scoring,
+            terms: c.terms,
+            vocabs,
+            tags,
+        },
+        c.problems,
+    ))
+}
+
+/// Resolves references: each vocabulary becomes the sorted set of its term
+/// ids. A reference cycle is an error at the list that closes it.
+fn flatten(c: &mut Checker) -> Vec<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Todo,
+        Doing,
+        Done,
+    }
+    fn visit(
+        v: usize,
+        entries: &[Vec<Entry>],
+        state: &mut [State],
+        out: &mut [Vec<usize>],
+        cycles: &mut Vec<usize>,
+    ) {
+        if state[v] == State::Done {
+            return;
+        }
+        if state[v] == State::Doing {
+            cycles.push(v);
+            return;
+        }
+        state[v] = State::Doing;
+        let mut ids = Vec::new();
+        for e in &entries[v] {
+            match *e {
+                Entry::Term(t) => ids.push(t),
+                Entry::Ref(r) => {
+                    visit(r, entries, state, out, cycles);
+                    ids.extend_from_slice(&out[r]);
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        out[v] = ids;
+        state[v] = State::Done;
+    }
+    let n = c.entries.len();
+    let mut state = vec![State::Todo; n];
+    let mut out = vec![Vec::new(); n];
+    let mut cycles = Vec::new();
+    for v in 0..n {
+        visit(v, &c.entries, &mut state, &mut out, &mut cycles);
+    }
+    cycles.sort_unstable();
+    cycles.dedup();
+    let names: HashMap<usize, String> = c.names.iter().map(|(k, &v)| (v, k.clone())).collect();
+    for v in cycles {
+        let name = names.get(&v).cloned().unwrap_or_default();
+        c.problems.push(Problem::error(
+            c.path,
+            None,
+            Some(name.clone()),
+            format!("\"@{name}\" refers to itself through its references; break the cycle"),
+        ));
+    }
+    out
+}
+
+/// Warnings for terms no text can match because their own tag's `except`
+/// phrases void every occurrence, for duplicate terms, and for rules whose
+/// slots are empty.
+fn warn_unmatchable(c: &mut Checker, vocabs: &[Vec<usize>], tags: &[TagSpec]) {
+    let mut warnings = Vec::new();
+    for (t, term) in c.terms.iter().enumerate() {
+        let Some(except) = term.except else { continue };
+        for &e in &vocabs[except.vocab] {
+            let phrase = &c.terms[e];
+            if contains_on_word_boundaries(&term.pattern, &phrase.pattern, phrase.wildcard) {
+                let (line, key) = &c.term_sites[t];
+                warnings.push((
+                    *line,
+                    key.clone(),
+                    format!(
+                        "term {:?} can never count: the tag's except phrase {:?} covers every occurrence",
+                        term.written, phrase.written
+                    ),
+                ));
+                break;
+            }
+        }
+    }
+    for tag in tags {
+        let mut seen = HashSet::new();
+        for &t in &vocabs[tag.terms] {
+            let term = &c.terms[t];
+            if !seen.insert((term.pattern.clone(), term.wildcard)) {
+                let (line, key) = &c.term_sites[t];
+                warnings.push((
+                    *line,
+                    key.clone(),
+                    format!("term {:?} is listed twice for this tag", term.written),
+                ));
+            }
+        }
+        for (j, rule) in tag.rules.iter().enumerate() {
+            if rule.slots.iter().any(|&s| vocabs[s].is_empty()) {
+                warnings.push((
+                    0,
+                    format!("tag {:?} rule[{j}]", tag.name),
+                    "this rule can never fire: one of its slots has no terms".to_string(),
+                ));
+            }
+        }
+    }
+    warnings.sort();
+    warnings.dedup();
+    for (line, key, message) in warnings {
+        let line = (line > 0).then_some(line);
+        c.warning(line, key, message);
+    }
+}
+
+/// Whether `needle` occurs in `haystack` starting and ending on word boundaries.
+fn contains_on_word_boundaries(haystack: &str, needle: &str, needle_wildcard: bool) -> bool {
+    haystack.match_indices(needle).any(|(i, m)| {
+        let before_ok = !haystack[..i].chars().next_back().is_some_and(is_word_char);
+        let after_ok = needle_wildcard || !haystack[i + m.len()..].chars().next().is_some_and(is_word_char);
+        before_ok && after_ok
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn bad_name_message(name: &str) -> String {
+    format!(
+        "name {name:?} must be lower-case letters, digits and inner hyphens (like \"armenia-azerbaijan\"): it becomes a Telegram hashtag"
+    )
+}
+
+fn toml_problem(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
+    let line = e.span().map(|s| line_of_offset(text, s.start));
+    let key = e.span().and_then(|s| key_at(text, s.start));
+    Problem::error(path, line, key, e.message().trim().to_string())
+}
+
+/// The key written on the line holding `offset`, prefixed by the table
+/// header above it (`[[tag.rule]]` + `within = "x"` → `tag.rule.within`).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('[') || !line.contains('=') {
+        return table;
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
