@@ -42,7 +42,9 @@ impl From<crate::store::StoreError> for Failure {
 pub type CommandResult = Result<(), Failure>;
 
 fn problems_failure(problems: &Problems) -> Failure {
-    Failure::Usage(format!("{problems}\n(run `cstowatch check` to see every problem in config and rules)"))
+    Failure::Usage(format!(
+        "{problems}\n(run `cstowatch check` to see every problem in config and rules)"
+    ))
 }
 
 /// Loads and validates the config; problems are a usage failure (exit 2).
@@ -69,7 +71,9 @@ pub fn load_rules(config: &Config) -> Result<Rules, Failure> {
 fn unknown_config_tags(config: &Config, rules: &Rules) -> Vec<Problem> {
     let text = std::fs::read_to_string(&config.path).unwrap_or_default();
     let line_of = |tag: &str| {
-        text.lines().position(|l| l.contains(&format!("\"{tag}\"")) && !l.trim_start().starts_with('#')).map(|i| i + 1)
+        text.lines()
+            .position(|l| l.contains(&format!("\"{tag}\"")) && !l.trim_start().starts_with('#'))
+            .map(|i| i + 1)
     };
     let mut problems = Vec::new();
     let mut check = |tag: &str, key: String| {
@@ -98,7 +102,10 @@ fn open_store(config: &Config) -> Result<Store, Failure> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?)
 }
 
 /// `cstowatch check`: every problem in config and rules, with file and line.
@@ -131,7 +138,10 @@ pub fn check(config_path: &Path) -> CommandResult {
         let _ = writeln!(out, "{p}");
     }
     if errors > 0 {
-        let _ = writeln!(out, "{errors} error(s), {warnings} warning(s): fix the errors above; nothing was changed");
+        let _ = writeln!(
+            out,
+            "{errors} error(s), {warnings} warning(s): fix the errors above; nothing was changed"
+        );
         return Err(Failure::Usage(String::new()));
     }
     let _ = match &config {
@@ -142,7 +152,11 @@ pub fn check(config_path: &Path) -> CommandResult {
             c.feeds.len(),
             c.enabled_feeds().count(),
             rules_path.display(),
-            if warnings > 0 { format!(" ({warnings} warning(s))") } else { String::new() }
+            if warnings > 0 {
+                format!(" ({warnings} warning(s))")
+            } else {
+                String::new()
+            }
         ),
         None => Ok(()),
     };
@@ -179,7 +193,7 @@ pub fn tag(config_path: &Path, rules: Option<&Path>, file: Option<&Path>, explai
         return Err(Failure::Other(anyhow::anyhow!(
             "{} of {} input line(s) could not be tagged (see the messages above)",
             summary.errors,
-            summary.lines
+            summary.items + summary.errors
         )));
     }
     Ok(())
@@ -234,7 +248,11 @@ pub fn retag(config_path: &Path, dry_run: bool) -> CommandResult {
         items.len(),
         updates.len(),
         changed.len(),
-        if dry_run { " (dry run: nothing written)" } else { "" }
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
@@ -257,10 +275,14 @@ pub fn status(config_path: &Path) -> CommandResult {
             None => "never".to_string(),
             Some(s) => s.last_status.clone().unwrap_or_else(|| "-".into()),
         };
-        let last_success = state.and_then(|s| s.last_success_at).map_or("never".to_string(), short_time);
+        let last_success = state
+            .and_then(|s| s.last_success_at)
+            .map_or("never".to_string(), short_time);
         let error = state
             .and_then(|s| Some((s.last_error.as_ref()?, s.last_error_at?)))
-            .filter(|_| state.is_some_and(|s| s.consecutive_failures > 0 || s.last_success_at < s.last_error_at))
+            .filter(|_| {
+                state.is_some_and(|s| s.consecutive_failures > 0 || s.last_success_at < s.last_error_at)
+            })
             .map_or(String::new(), |(e, at)| format!("{} ({})", e, short_time(at)));
         let _ = writeln!(
             out,
@@ -273,8 +295,16 @@ pub fn status(config_path: &Path) -> CommandResult {
             error
         );
     }
-    for s in states.iter().filter(|s| !config.feeds.iter().any(|f| f.name == s.name)) {
-        let _ = writeln!(out, "{:<20} (no longer configured; {} items seen)", truncate(&s.name, 20), s.items_seen);
+    for s in states
+        .iter()
+        .filter(|s| !config.feeds.iter().any(|f| f.name == s.name))
+    {
+        let _ = writeln!(
+            out,
+            "{:<20} (no longer configured; {} items seen)",
+            truncate(&s.name, 20),
+            s.items_seen
+        );
     }
     let counts = store.item_counts()?;
     let _ = writeln!(
@@ -282,7 +312,11 @@ pub fn status(config_path: &Path) -> CommandResult {
         "\nitems: {} seen, {} relevant, {} backfilled (never posted)",
         counts.total, counts.relevant, counts.backfill
     );
-    let _ = writeln!(out, "{:<32} {:>8} {:>10}  LAST ERROR", "DESTINATION", "PENDING", "DELIVERED");
+    let _ = writeln!(
+        out,
+        "{:<32} {:>8} {:>10}  LAST ERROR",
+        "DESTINATION", "PENDING", "DELIVERED"
+    );
     for d in crate::deliver::destination_status(&store, &config)? {
         let _ = writeln!(
             out,
@@ -302,7 +336,11 @@ fn short_time(t: Timestamp) -> String {
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
 }
 
 /// The delivery side, with its token, built from the config.
@@ -339,7 +377,10 @@ pub fn run(config_path: &Path, once: bool, dry_run: bool) -> CommandResult {
     let pipeline = Pipeline::new(Arc::clone(&config), rules, Arc::clone(&store))?;
     runtime()?.block_on(async {
         let reports = pipeline.poll_all().await?;
-        let failed = reports.iter().filter(|r| matches!(r.outcome, Outcome::Failed(_))).count();
+        let failed = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+            .count();
         tracing::info!(feeds = reports.len(), failed, "poll cycle done");
         let report = deliverer
             .deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run)

@@ -9,6 +9,9 @@
 //! - `title`: a normalised title, so one article syndicated by two feeds under
 //!   different URLs is one item. Short generic titles ("News", "Daily
 //!   digest") give no title key: they would merge unrelated items.
+//! - `text`: only for an entry with none of the above (no GUID, no link, a
+//!   short title): its feed, title and summary, so re-polling it never
+//!   stores it twice.
 
 use url::Url;
 
@@ -26,18 +29,22 @@ const TRACKING_PREFIXES: &[&str] = &["utm_", "at_", "pk_", "hsa_", "oly_", "vero
 /// A title must have at least this many words to serve as a dedup key.
 const MIN_TITLE_KEY_WORDS: usize = 4;
 
+/// How much of the summary goes into a `text` key.
+const MAX_TEXT_KEY_CHARS: usize = 300;
+
 /// The keys one item is known by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DedupKeys {
     pub guid: Option<String>,
     pub url: Option<String>,
     pub title: Option<String>,
+    pub text: Option<String>,
 }
 
 impl DedupKeys {
     /// The keys of an item from a feed.
     pub fn of(item: &Item) -> DedupKeys {
-        DedupKeys {
+        let mut keys = DedupKeys {
             guid: item
                 .guid
                 .as_deref()
@@ -46,14 +53,25 @@ impl DedupKeys {
                 .map(|g| format!("{}\t{g}", item.feed)),
             url: item.url.as_ref().map(canonical_url),
             title: title_key(&item.title),
+            text: None,
+        };
+        if keys.guid.is_none() && keys.url.is_none() && keys.title.is_none() {
+            let summary: String = item.summary.chars().take(MAX_TEXT_KEY_CHARS).collect();
+            keys.text = Some(format!("{}\t{}\t{summary}", item.feed, item.title.trim()));
         }
+        keys
     }
 
     /// `(kind, key)` pairs, as stored in `seen_keys`.
     pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("guid", &self.guid), ("url", &self.url), ("title", &self.title)]
-            .into_iter()
-            .filter_map(|(kind, key)| key.as_deref().map(|k| (kind, k)))
+        [
+            ("guid", &self.guid),
+            ("url", &self.url),
+            ("title", &self.title),
+            ("text", &self.text),
+        ]
+        .into_iter()
+        .filter_map(|(kind, key)| key.as_deref().map(|k| (kind, k)))
     }
 }
 
@@ -139,6 +157,27 @@ mod tests {
         assert_ne!(canon("https://a.com/x"), canon("https://b.com/x"));
         assert_ne!(canon("https://a.com:8080/x"), canon("https://a.com/x"));
         assert_eq!(canon("https://a.com/x?b=2&a=1"), canon("https://a.com/x?a=1&b=2"));
+    }
+
+    #[test]
+    fn an_item_without_guid_link_or_long_title_still_has_a_stable_key() {
+        let item = Item {
+            feed: "F".into(),
+            guid: None,
+            url: None,
+            title: "Short".into(),
+            summary: "Some text".into(),
+            content: String::new(),
+            published: jiff::Timestamp::UNIX_EPOCH,
+            updated: None,
+            categories: vec![],
+        };
+        let keys = DedupKeys::of(&item);
+        assert_eq!(
+            keys.pairs().collect::<Vec<_>>(),
+            vec![("text", "F\tShort\tSome text")]
+        );
+        assert_eq!(keys, DedupKeys::of(&item));
     }
 
     #[test]

@@ -79,7 +79,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check => commands::check(&cli.config),
         Command::Status => commands::status(&cli.config),
-        Command::Tag { file, explain, rules } => commands::tag(&cli.config, rules.as_deref(), file.as_deref(), explain),
+        Command::Tag { file, explain, rules } => {
+            commands::tag(&cli.config, rules.as_deref(), file.as_deref(), explain)
+        }
         Command::Retag { dry_run } => commands::retag(&cli.config, dry_run),
         Command::Run { once, dry_run } => commands::run(&cli.config, once, dry_run),
         Command::Digest { dry_run } => commands::digest(&cli.config, dry_run),

@@ -74,7 +74,13 @@ impl Pipeline {
                 extractors.insert(feed.name.clone(), Arc::new(extractor));
             }
         }
-        Ok(Pipeline { config, rules: RwLock::new(rules), client, extractors, store })
+        Ok(Pipeline {
+            config,
+            rules: RwLock::new(rules),
+            client,
+            extractors,
+            store,
+        })
     }
 
     /// The configuration this pipeline was built from.
@@ -117,7 +123,11 @@ impl Pipeline {
     pub async fn poll_feed(&self, feed: &FeedConfig) -> anyhow::Result<FeedReport> {
         let started = Instant::now();
         let outcome = self.poll_feed_inner(feed).await?;
-        let report = FeedReport { feed: feed.name.clone(), outcome, duration: started.elapsed() };
+        let report = FeedReport {
+            feed: feed.name.clone(),
+            outcome,
+            duration: started.elapsed(),
+        };
         log_report(&report);
         Ok(report)
     }
@@ -127,16 +137,18 @@ impl Pipeline {
         let state = self.with_store(move |s| s.feed_state(&name)).await??;
         // Validators are only trusted for the URL they were issued for.
         let validators = match &state {
-            Some(s) if s.url == feed.url.as_str() => {
-                Validators { etag: s.etag.clone(), last_modified: s.last_modified.clone() }
-            }
+            Some(s) if s.url == feed.url.as_str() => Validators {
+                etag: s.etag.clone(),
+                last_modified: s.last_modified.clone(),
+            },
             _ => Validators::default(),
         };
         let now = Timestamp::now();
         let fetched = match self.client.fetch_feed(&feed.url, &validators).await {
             Ok(FeedResponse::Fetched(f)) => f,
             Ok(FeedResponse::NotModified { hints }) => {
-                self.store_success(feed, now, "304", &validators, Vec::new(), hints, None).await?;
+                self.store_success(feed, now, "304", &validators, Vec::new(), hints, None)
+                    .await?;
                 return Ok(Outcome::NotModified);
             }
             Err(e) => {
@@ -144,7 +156,10 @@ impl Pipeline {
                     kind: e.kind().to_string(),
                     message: e.to_string(),
                     network: e.is_network(),
-                    hints: CacheHints { retry_after: e.retry_after(), max_age: None },
+                    hints: CacheHints {
+                        retry_after: e.retry_after(),
+                        max_age: None,
+                    },
                 }));
             }
         };
@@ -152,10 +167,13 @@ impl Pipeline {
         let parsed = {
             let body = fetched.body.clone();
             let content_type = fetched.content_type.clone();
-            let url = feed.url.clone();
+            // Relative links resolve against where the feed really came from, after redirects.
+            let url = fetched.final_url.clone();
             let feed_name = feed.name.clone();
-            tokio::task::spawn_blocking(move || parse_feed(&body, content_type.as_deref(), &url, &feed_name, now))
-                .await?
+            tokio::task::spawn_blocking(move || {
+                parse_feed(&body, content_type.as_deref(), &url, &feed_name, now)
+            })
+            .await?
         };
         let parsed = match parsed {
             Ok(p) => p,
@@ -170,8 +188,12 @@ impl Pipeline {
         };
 
         // Drop what we already have before any article page is fetched for it.
-        let candidates: Vec<(crate::item::Item, DedupKeys)> =
-            parsed.items.into_iter().map(|i| (DedupKeys::of(&i), i)).map(|(k, i)| (i, k)).collect();
+        let candidates: Vec<(crate::item::Item, DedupKeys)> = parsed
+            .items
+            .into_iter()
+            .map(|i| (DedupKeys::of(&i), i))
+            .map(|(k, i)| (i, k))
+            .collect();
         let (mut fresh, keys): (Vec<_>, Vec<_>) = self
             .with_store(move |s| -> crate::store::Result<Vec<_>> {
                 let mut fresh = Vec::new();
@@ -206,7 +228,17 @@ impl Pipeline {
                 NewItem { item, keys, tags }
             })
             .collect();
-        let summary = self.store_success(feed, now, "200", &fetched.validators, items, fetched.hints, parsed.ttl).await?;
+        let summary = self
+            .store_success(
+                feed,
+                now,
+                "200",
+                &fetched.validators,
+                items,
+                fetched.hints,
+                parsed.ttl,
+            )
+            .await?;
         Ok(Outcome::Fetched { bytes, summary })
     }
 
@@ -218,13 +250,16 @@ impl Pipeline {
         status: &'static str,
         validators: &Validators,
         items: Vec<NewItem>,
-        mut hints: CacheHints,
+        hints: CacheHints,
         ttl: Option<Duration>,
     ) -> anyhow::Result<PollSummary> {
-        if let Some(ttl) = ttl {
-            hints.max_age = Some(hints.max_age.map_or(ttl, |m| m.max(ttl)));
-        }
-        let delay = next_poll_delay(feed.interval(&self.config.poll), self.config.poll.max_interval, 0, hints);
+        let delay = next_poll_delay(
+            feed.interval(&self.config.poll),
+            self.config.poll.max_interval,
+            0,
+            hints,
+            ttl,
+        );
         let next = add(now, delay);
         let (name, url) = (feed.name.clone(), feed.url.to_string());
         let (etag, last_modified) = (validators.etag.clone(), validators.last_modified.clone());
@@ -250,7 +285,12 @@ impl Pipeline {
     /// Records a failed poll. `network_down`: every feed is failing to connect
     /// at once, so this is the machine's network, not the feed; it is recorded
     /// without counting against the feed.
-    pub async fn record_failure(&self, feed: &FeedConfig, failure: &Failure, network_down: bool) -> anyhow::Result<u32> {
+    pub async fn record_failure(
+        &self,
+        feed: &FeedConfig,
+        failure: &Failure,
+        network_down: bool,
+    ) -> anyhow::Result<u32> {
         let now = Timestamp::now();
         let (name, url) = (feed.name.clone(), feed.url.to_string());
         let base = feed.interval(&self.config.poll);
@@ -260,7 +300,7 @@ impl Pipeline {
             .with_store(move |s| {
                 let previous = s.feed_state(&name)?.map_or(0, |st| st.consecutive_failures);
                 let counted = if network_down { previous } else { previous + 1 };
-                let next = add(now, next_poll_delay(base, max, counted, failure.hints));
+                let next = add(now, next_poll_delay(base, max, counted, failure.hints, None));
                 s.record_feed_failure(&FeedFailure {
                     name: &name,
                     url: &url,
@@ -286,9 +326,14 @@ impl Pipeline {
             .try_collect()
             .await?;
         let network_down = !reports.is_empty()
-            && reports.iter().all(|r| matches!(&r.outcome, Outcome::Failed(f) if f.network));
+            && reports
+                .iter()
+                .all(|r| matches!(&r.outcome, Outcome::Failed(f) if f.network));
         if network_down {
-            warn!(feeds = reports.len(), "every feed failed to connect: treating it as the network being down");
+            warn!(
+                feeds = reports.len(),
+                "every feed failed to connect: treating it as the network being down"
+            );
         }
         for report in &reports {
             if let Outcome::Failed(failure) = &report.outcome
@@ -303,12 +348,23 @@ impl Pipeline {
 
 /// The tagger's verdict on one item, in the shape the store keeps.
 pub fn tag_item(rules: &Rules, item: &crate::item::Item) -> ItemTags {
-    let tagging = rules.tag(&Document { title: &item.title, summary: &item.summary, content: &item.content });
-    ItemTags { tags: tagging.tags, score: tagging.score, relevant: tagging.relevant }
+    let tagging = rules.tag(&Document {
+        title: &item.title,
+        summary: &item.summary,
+        content: &item.content,
+    });
+    ItemTags {
+        tags: tagging.tags,
+        score: tagging.score,
+        relevant: tagging.relevant,
+    }
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {
-    jiff::SignedDuration::try_from(d).ok().and_then(|d| t.checked_add(d).ok()).unwrap_or(t)
+    jiff::SignedDuration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d).ok())
+        .unwrap_or(t)
 }
 
 fn log_report(r: &FeedReport) {
@@ -318,7 +374,9 @@ fn log_report(r: &FeedReport) {
             feed = %r.feed, outcome = "200", bytes, new = summary.new, relevant = summary.relevant,
             backfilled = summary.backfilled, duplicates = summary.duplicates, duration_ms = ms, "polled"
         ),
-        Outcome::NotModified => info!(feed = %r.feed, outcome = "304", bytes = 0, new = 0, duration_ms = ms, "polled"),
+        Outcome::NotModified => {
+            info!(feed = %r.feed, outcome = "304", bytes = 0, new = 0, duration_ms = ms, "polled")
+        }
         Outcome::Failed(f) => {
             warn!(feed = %r.feed, outcome = %f.kind, error = %f.message, bytes = 0, new = 0, duration_ms = ms, "poll failed")
         }

@@ -56,11 +56,22 @@ pub fn run(config_path: &Path, dry_run: bool) -> CommandResult {
         .enable_all()
         .build()
         .map_err(|e| Failure::Other(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(supervise(config_path.to_path_buf(), store, Generation { pipeline, deliverer }, dry_run))
+    runtime.block_on(supervise(
+        config_path.to_path_buf(),
+        store,
+        Generation { pipeline, deliverer },
+        dry_run,
+    ))
 }
 
-async fn supervise(config_path: PathBuf, store: Arc<Mutex<Store>>, mut current: Generation, dry_run: bool) -> CommandResult {
-    let signal_error = |e: std::io::Error| Failure::Other(anyhow::anyhow!("cannot install signal handlers: {e}"));
+async fn supervise(
+    config_path: PathBuf,
+    store: Arc<Mutex<Store>>,
+    mut current: Generation,
+    dry_run: bool,
+) -> CommandResult {
+    let signal_error =
+        |e: std::io::Error| Failure::Other(anyhow::anyhow!("cannot install signal handlers: {e}"));
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
@@ -156,9 +167,14 @@ fn spawn_workers(
 /// Tells every worker to stop and waits for them, abandoning stragglers after the grace period.
 async fn stop_workers(stop: watch::Sender<bool>, workers: &mut JoinSet<()>) {
     let _ = stop.send(true);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async { while workers.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
-        warn!("in-flight work did not finish within {SHUTDOWN_GRACE:?}; abandoning it (its items stay pending)");
+        warn!(
+            "in-flight work did not finish within {SHUTDOWN_GRACE:?}; abandoning it (its items stay pending)"
+        );
         workers.abort_all();
         while workers.join_next().await.is_some() {}
     }
@@ -197,7 +213,9 @@ async fn feed_worker(
         if sleep_or_stop(wait, &mut stop).await {
             return;
         }
-        let Ok(_permit) = permits.acquire().await else { return };
+        let Ok(_permit) = permits.acquire().await else {
+            return;
+        };
         let report = tokio::select! {
             r = pipeline.poll_feed(&feed) => r,
             _ = stop.changed() => return,
@@ -207,7 +225,8 @@ async fn feed_worker(
             Ok(report) => match &report.outcome {
                 Outcome::Fetched { summary, .. } if summary.relevant > 0 => new_items.notify_one(),
                 Outcome::Failed(failure) => {
-                    let network_down = failure.network && every_other_feed_failed_alike(&pipeline, &feed, &failure.kind).await;
+                    let network_down = failure.network
+                        && every_other_feed_failed_alike(&pipeline, &feed, &failure.kind).await;
                     if network_down {
                         warn!(feed = %feed.name, "every feed is failing to connect: treating it as the network being down");
                     }
@@ -230,14 +249,20 @@ async fn feed_worker(
 
 /// True when every other enabled feed's last poll failed with the same kind of network error.
 async fn every_other_feed_failed_alike(pipeline: &Pipeline, feed: &FeedConfig, kind: &str) -> bool {
-    let others: Vec<String> =
-        pipeline.config().enabled_feeds().filter(|f| f.name != feed.name).map(|f| f.name.clone()).collect();
+    let others: Vec<String> = pipeline
+        .config()
+        .enabled_feeds()
+        .filter(|f| f.name != feed.name)
+        .map(|f| f.name.clone())
+        .collect();
     let kind = kind.to_string();
     pipeline
         .with_store(move |s| -> bool {
             let Ok(states) = s.feed_states() else { return false };
             others.iter().all(|name| {
-                states.iter().any(|st| &st.name == name && st.last_status.as_deref() == Some(kind.as_str()))
+                states
+                    .iter()
+                    .any(|st| &st.name == name && st.last_status.as_deref() == Some(kind.as_str()))
             })
         })
         .await
@@ -277,7 +302,11 @@ async fn delivery_worker(
         };
         match result {
             Ok(report) => {
-                retry_wait = if report.has_pending_failures() { RETRY_EVERY } else { Duration::ZERO };
+                retry_wait = if report.has_pending_failures() {
+                    RETRY_EVERY
+                } else {
+                    Duration::ZERO
+                };
                 if report.sent_anything() {
                     info!("{report}");
                 }
@@ -299,7 +328,10 @@ async fn delivery_worker(
 async fn retention_worker(pipeline: Arc<Pipeline>, mut stop: watch::Receiver<bool>) {
     let retention = pipeline.config().state.retention;
     loop {
-        match pipeline.with_store(move |s| s.prune(Timestamp::now(), retention)).await {
+        match pipeline
+            .with_store(move |s| s.prune(Timestamp::now(), retention))
+            .await
+        {
             Ok(Ok(n)) if n > 0 => info!(items = n, "pruned items past retention"),
             Ok(Err(e)) => error!("pruning failed: {e}"),
             _ => {}
@@ -327,7 +359,9 @@ fn jitter(name: &str, max: Duration) -> Duration {
 
 /// Pings at half the period systemd asks for (`WatchdogSec=`), as sd_watchdog_enabled(3) advises.
 fn watchdog_interval() -> Option<tokio::time::Interval> {
-    sd_notify::watchdog_enabled().filter(|d| !d.is_zero()).map(|d| tokio::time::interval(d / 2))
+    sd_notify::watchdog_enabled()
+        .filter(|d| !d.is_zero())
+        .map(|d| tokio::time::interval(d / 2))
 }
 
 /// Completes at the watchdog's next tick; never, when systemd set no watchdog.
@@ -353,4 +387,3 @@ fn notify_systemd(states: &[sd_notify::NotifyState]) {
         warn!("cannot notify systemd: {e}");
     }
 }
-

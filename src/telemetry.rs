@@ -16,8 +16,11 @@ pub fn init(verbose: u8, quiet: u8) {
         (_, 1) => "warn",
         _ => "error",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,html5ever=warn,selectors=warn")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},hyper=warn,reqwest=warn,html5ever=warn,selectors=warn"
+        ))
+    });
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -25,5 +28,9 @@ pub fn init(verbose: u8, quiet: u8) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     // try_init: a second call (tests in one process) must not panic.
-    let _ = if under_journald { builder.without_time().try_init() } else { builder.try_init() };
+    let _ = if under_journald {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
 }

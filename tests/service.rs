@@ -28,7 +28,10 @@ fn rss(server: &FeedServer, items: &[(&str, &str)]) -> String {
 fn config(server: &FeedServer, feeds: &[&str]) -> String {
     let mut c = String::from("[poll]\ninterval = \"1s\"\ntimeout = \"2s\"\n[digest]\nevery = \"1h\"\n");
     for f in feeds {
-        c.push_str(&format!("[[feeds]]\nname = \"{f}\"\nurl = \"{}\"\n", server.url(&format!("/{f}/feed"))));
+        c.push_str(&format!(
+            "[[feeds]]\nname = \"{f}\"\nurl = \"{}\"\n",
+            server.url(&format!("/{f}/feed"))
+        ));
     }
     c.push_str("[state]\npath = \"../state/cstowatch.db\"\n");
     c
@@ -43,7 +46,12 @@ struct Service {
 
 impl Service {
     fn start(install: &Install) -> Service {
-        let mut child = install.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = install
+            .command(&["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -53,7 +61,11 @@ impl Service {
                 }
             }
         });
-        Service { child, lines, seen: Vec::new() }
+        Service {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits for a log line containing `needle`, up to `limit`.
@@ -70,11 +82,18 @@ impl Service {
                 Err(_) => break,
             }
         }
-        panic!("no log line with {needle:?} within {limit:?}; log so far:\n{}", self.seen.join("\n"));
+        panic!(
+            "no log line with {needle:?} within {limit:?}; log so far:\n{}",
+            self.seen.join("\n")
+        );
     }
 
     fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -102,10 +121,17 @@ impl Drop for Service {
 #[test]
 fn sigterm_exits_zero_within_ten_seconds_and_keeps_everything() {
     let server = FeedServer::start();
-    server.set("/a/feed", Route::feed(rss(&server, &[("1", "CSTO summit opens in Minsk without Armenia")]), "\"1\""));
+    server.set(
+        "/a/feed",
+        Route::feed(
+            rss(&server, &[("1", "CSTO summit opens in Minsk without Armenia")]),
+            "\"1\"",
+        ),
+    );
     // A feed that hangs: its poll is in flight when SIGTERM arrives.
     server.set("/slow/feed", Route::Slow(Duration::from_secs(60)));
-    let install = Install::new(&config(&server, &["a", "slow"]).replace("timeout = \"2s\"", "timeout = \"60s\""));
+    let install =
+        Install::new(&config(&server, &["a", "slow"]).replace("timeout = \"2s\"", "timeout = \"60s\""));
     let mut service = Service::start(&install);
     service.wait_for("feed=a", Duration::from_secs(20));
     service.signal("TERM");
@@ -120,8 +146,23 @@ fn sigterm_exits_zero_within_ten_seconds_and_keeps_everything() {
 #[test]
 fn sighup_reloads_config_and_rules_and_keeps_the_old_on_a_broken_file() {
     let server = FeedServer::start();
-    server.set("/a/feed", Route::feed(rss(&server, &[("1", "CSTO summit opens in Minsk without Armenia")]), "\"1\""));
-    server.set("/b/feed", Route::feed(rss(&server, &[("2", "Azerbaijani troops fire on Armenian border posts in Syunik")]), "\"2\""));
+    server.set(
+        "/a/feed",
+        Route::feed(
+            rss(&server, &[("1", "CSTO summit opens in Minsk without Armenia")]),
+            "\"1\"",
+        ),
+    );
+    server.set(
+        "/b/feed",
+        Route::feed(
+            rss(
+                &server,
+                &[("2", "Azerbaijani troops fire on Armenian border posts in Syunik")],
+            ),
+            "\"2\"",
+        ),
+    );
     let install = Install::new(&config(&server, &["a"]));
     let mut service = Service::start(&install);
     service.wait_for("feed=a", Duration::from_secs(20));

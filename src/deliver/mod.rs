@@ -75,11 +75,47 @@ impl DeliveryReport {
         self.destinations.iter().map(|d| d.messages_sent).sum()
     }
 
+    /// Whether any destination failed or was deferred: its items are still owed.
+    pub fn has_pending_failures(&self) -> bool {
+        self.destinations
+            .iter()
+            .any(|d| d.error.is_some() || d.deferred_until.is_some())
+    }
+
+    /// Whether the cycle sent (or printed) anything at all.
+    pub fn sent_anything(&self) -> bool {
+        self.messages_sent() > 0
+    }
+
     /// `(destination, error)` for every destination that failed this cycle.
     pub fn errors(&self) -> impl Iterator<Item = (&str, &str)> {
         self.destinations
             .iter()
             .filter_map(|d| d.error.as_deref().map(|e| (d.destination.as_str(), e)))
+    }
+}
+
+impl std::fmt::Display for DeliveryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.destinations.is_empty() {
+            return f.write_str("delivery: no destinations");
+        }
+        f.write_str("delivery:")?;
+        for (i, d) in self.destinations.iter().enumerate() {
+            let sep = if i == 0 { " " } else { "; " };
+            write!(
+                f,
+                "{sep}{}: {} message(s), {} item(s) delivered, {} alert(s), {} pending",
+                d.destination, d.messages_sent, d.items_delivered, d.alerts_sent, d.items_pending
+            )?;
+            if let Some(until) = d.deferred_until {
+                write!(f, ", backing off until {until}")?;
+            }
+            if let Some(e) = &d.error {
+                write!(f, ", error: {e}")?;
+            }
+        }
+        Ok(())
     }
 }
 

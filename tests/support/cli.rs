@@ -17,7 +17,11 @@ impl Install {
     pub fn new(config_toml: &str) -> Install {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("config")).unwrap();
-        std::fs::copy(repo_path("config/rules.toml"), dir.path().join("config/rules.toml")).unwrap();
+        std::fs::copy(
+            repo_path("config/rules.toml"),
+            dir.path().join("config/rules.toml"),
+        )
+        .unwrap();
         let install = Install { dir, env: Vec::new() };
         install.write_config(config_toml);
         install
@@ -38,8 +42,13 @@ impl Install {
     /// The command, ready to spawn, run from the install directory.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_cstowatch"));
-        cmd.arg("--config").arg(self.config_path()).args(args).current_dir(self.dir.path());
-        cmd.env_remove("CSTOWATCH_TELEGRAM_TOKEN").env_remove("RUST_LOG").env_remove("CREDENTIALS_DIRECTORY");
+        cmd.arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .current_dir(self.dir.path());
+        cmd.env_remove("CSTOWATCH_TELEGRAM_TOKEN")
+            .env_remove("RUST_LOG")
+            .env_remove("CREDENTIALS_DIRECTORY");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -50,6 +59,16 @@ impl Install {
     /// Runs a command to completion.
     pub fn run(&self, args: &[&str]) -> Run {
         Run(self.command(args).output().unwrap())
+    }
+
+    /// The first column of every row of a query on the state database, as text.
+    pub fn strings(&self, sql: &str) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.db_path()).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// Counts rows of a query on the state database.
@@ -75,7 +94,13 @@ impl Run {
     /// Panics with both streams unless the exit code is `code`.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }

@@ -20,7 +20,12 @@ use axum::response::{IntoResponse, Response};
 #[derive(Clone, Debug)]
 pub enum Route {
     /// A body with a content type; answers 304 to a matching If-None-Match or If-Modified-Since.
-    Doc { body: Vec<u8>, content_type: String, etag: Option<String>, last_modified: Option<String> },
+    Doc {
+        body: Vec<u8>,
+        content_type: String,
+        etag: Option<String>,
+        last_modified: Option<String>,
+    },
     /// An error status, optionally with Retry-After.
     Status { code: u16, retry_after: Option<String> },
     /// A redirect to another path on this server.
@@ -44,7 +49,12 @@ impl Route {
 
     /// An HTML page.
     pub fn page(body: impl Into<Vec<u8>>) -> Route {
-        Route::Doc { body: body.into(), content_type: "text/html; charset=utf-8".into(), etag: None, last_modified: None }
+        Route::Doc {
+            body: body.into(),
+            content_type: "text/html; charset=utf-8".into(),
+            etag: None,
+            last_modified: None,
+        }
     }
 }
 
@@ -78,7 +88,11 @@ impl FeedServer {
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let state = Arc::clone(&shared);
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
@@ -92,7 +106,11 @@ impl FeedServer {
             });
         });
         let addr = addr_rx.recv().unwrap();
-        FeedServer { addr, shared, _shutdown: shutdown }
+        FeedServer {
+            addr,
+            shared,
+            _shutdown: shutdown,
+        }
     }
 
     /// The absolute URL of a path on this server.
@@ -107,7 +125,14 @@ impl FeedServer {
 
     /// Every request to `path` so far, in order.
     pub fn requests(&self, path: &str) -> Vec<Seen> {
-        self.shared.log.lock().unwrap().iter().filter(|s| s.path == path).cloned().collect()
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
     }
 
     /// Every request so far.
@@ -117,51 +142,75 @@ impl FeedServer {
 }
 
 fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let route = shared.routes.lock().unwrap().get(&path).cloned();
     let headers = req.headers();
     let if_none_match = header_string(headers, header::IF_NONE_MATCH);
     let if_modified_since = header_string(headers, header::IF_MODIFIED_SINCE);
     let response = match route {
         None => StatusCode::NOT_FOUND.into_response(),
-        Some(Route::Doc { body, content_type, etag, last_modified }) => {
+        Some(Route::Doc {
+            body,
+            content_type,
+            etag,
+            last_modified,
+        }) => {
             let fresh_etag = etag.is_some() && if_none_match == etag;
-            let fresh_date = if_none_match.is_none() && last_modified.is_some() && if_modified_since == last_modified;
+            let fresh_date =
+                if_none_match.is_none() && last_modified.is_some() && if_modified_since == last_modified;
             let mut r = if fresh_etag || fresh_date {
                 StatusCode::NOT_MODIFIED.into_response()
             } else {
                 ([(header::CONTENT_TYPE, content_type)], body).into_response()
             };
             if let Some(e) = etag {
-                r.headers_mut().insert(header::ETAG, HeaderValue::from_str(&e).unwrap());
+                r.headers_mut()
+                    .insert(header::ETAG, HeaderValue::from_str(&e).unwrap());
             }
             if let Some(lm) = last_modified {
-                r.headers_mut().insert(header::LAST_MODIFIED, HeaderValue::from_str(&lm).unwrap());
+                r.headers_mut()
+                    .insert(header::LAST_MODIFIED, HeaderValue::from_str(&lm).unwrap());
             }
             r
         }
         Some(Route::Status { code, retry_after }) => {
             let mut r = (StatusCode::from_u16(code).unwrap(), "error").into_response();
             if let Some(ra) = retry_after {
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_str(&ra).unwrap());
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_str(&ra).unwrap());
             }
             r
         }
         Some(Route::Redirect(to)) => (StatusCode::FOUND, [(header::LOCATION, to)]).into_response(),
         Some(Route::Slow(d)) => {
             tokio::time::sleep(d).await;
-            ([(header::CONTENT_TYPE, "application/rss+xml")], "<rss version=\"2.0\"><channel></channel></rss>")
+            (
+                [(header::CONTENT_TYPE, "application/rss+xml")],
+                "<rss version=\"2.0\"><channel></channel></rss>",
+            )
                 .into_response()
         }
         Some(Route::Endless(total)) => {
             let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
             let n = total.div_ceil(chunk.len() as u64);
-            let stream = futures_util::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-            ([(header::CONTENT_TYPE, "application/rss+xml")], Body::from_stream(stream)).into_response()
+            let stream =
+                futures_util::stream::iter((0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+            (
+                [(header::CONTENT_TYPE, "application/rss+xml")],
+                Body::from_stream(stream),
+            )
+                .into_response()
         }
     };
     shared.log.lock().unwrap().push(Seen {
