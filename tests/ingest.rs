@@ -360,3 +360,42 @@ fn check_reports_config_problems_with_file_and_line() {
     let good = Install::new(&standard_config(&FeedServer::start()));
     good.run(&["check"]).expect_code(0);
 }
+
+#[test]
+fn retag_applies_a_rules_change_to_stored_items() {
+    let server = FeedServer::start();
+    serve_standard(&server);
+    let install = Install::new(&standard_config(&server));
+    install.run(&["run", "--once", "--dry-run"]).expect_code(0);
+    let jazz = "SELECT relevant FROM items WHERE guid = 'https://evnreport.com/?p=502'";
+    assert_eq!(install.count(jazz), 0);
+
+    // The operator (oddly) decides jazz is CSTO business.
+    let rules_path = install.dir.path().join("config/rules.toml");
+    let rules = std::fs::read_to_string(&rules_path).unwrap();
+    let changed = rules.replacen(
+        "terms = [\n  # Its names",
+        "terms = [\n  \"jazz\",\n  # Its names",
+        1,
+    );
+    assert_ne!(
+        rules, changed,
+        "the shipped csto tag changed shape; update this test"
+    );
+    std::fs::write(&rules_path, changed).unwrap();
+
+    let dry = install.run(&["retag", "--dry-run"]);
+    dry.expect_code(0);
+    assert!(dry.stdout().contains("Armenian Jazz"), "{}", dry.stdout());
+    assert!(dry.stdout().contains("1 changed relevance"), "{}", dry.stdout());
+    assert_eq!(install.count(jazz), 0, "a dry run writes nothing");
+
+    install.run(&["retag"]).expect_code(0);
+    assert_eq!(install.count(jazz), 1);
+    let again = install.run(&["retag"]);
+    assert!(
+        again.stdout().contains("0 changed relevance"),
+        "{}",
+        again.stdout()
+    );
+}
