@@ -362,6 +362,14 @@ pub fn digest(config_path: &Path, dry_run: bool) -> CommandResult {
         .block_on(deliverer.deliver(&store, Timestamp::now(), Mode::Force, dry_run))
         .map_err(delivery_failure)?;
     tracing::info!("{report}");
+    // `digest` is an explicit "send now": a destination that failed is a failed command.
+    let errors: Vec<String> = report.errors().map(|(dest, e)| format!("{dest}: {e}")).collect();
+    if !errors.is_empty() {
+        return Err(Failure::Other(anyhow::anyhow!(
+            "delivery failed, the items stay pending and go out on the next attempt:\n  {}",
+            errors.join("\n  ")
+        )));
+    }
     Ok(())
 }
 

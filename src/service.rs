@@ -295,11 +295,11 @@ async fn delivery_worker(
             _ = new_items.notified() => {}
             _ = stop.changed() => return,
         }
+        // Not cancelled on stop: a send Telegram already accepted should get
+        // recorded. Shutdown's grace period bounds it; past that it is
+        // abandoned and its items stay pending.
         let store = Arc::clone(pipeline.store());
-        let result = tokio::select! {
-            r = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run) => r,
-            _ = stop.changed() => return,
-        };
+        let result = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run).await;
         match result {
             Ok(report) => {
                 retry_wait = if report.has_pending_failures() {
