@@ -299,7 +299,9 @@ async fn delivery_worker(
         // recorded. Shutdown's grace period bounds it; past that it is
         // abandoned and its items stay pending.
         let store = Arc::clone(pipeline.store());
-        let result = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run).await;
+        let result = deliverer
+            .deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run)
+            .await;
         match result {
             Ok(report) => {
                 retry_wait = if report.has_pending_failures() {

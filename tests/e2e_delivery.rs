@@ -193,3 +193,25 @@ async fn dry_run_prints_and_records_nothing() {
         RELEVANT.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_removed_from_the_channel_keeps_items_pending_and_status_says_why() {
+    let server = FeedServer::start();
+    server.set("/feed", Route::feed(feed(&server), "\"v1\""));
+    let fake = FakeTelegram::start().await;
+    let install = install(&server, &fake);
+    install.run(&["run", "--once"]).expect_code(0);
+    fake.forbid(CHANNEL);
+    let run = install.run(&["digest"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("Forbidden"), "{}", run.stderr());
+    assert_no_token(&run);
+    let status = install.run(&["status"]).stdout();
+    let line = status
+        .lines()
+        .find(|l| l.contains(CHANNEL))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(line.split_whitespace().nth(1), Some("3"), "{line}");
+    assert!(line.contains("Forbidden"), "{line}");
+    assert_eq!(install.count("SELECT count(*) FROM deliveries"), 0);
+}
