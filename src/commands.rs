@@ -140,7 +140,7 @@ pub fn check(config_path: &Path) -> CommandResult {
     if errors > 0 {
         let _ = writeln!(
             out,
-            "{errors} error(s), {warnings} warning(s): fix the errors above; nothing was changed"
+            "{errors} error(s), {warnings} warning(s)"
         );
         return Err(Failure::Usage(String::new()));
     }
