@@ -187,13 +187,19 @@ impl Rules {
                 }
             }
         }
+        // Every pattern starts with a space, so a start-byte prefilter
+        // would stop at every word. The contiguous NFA measured as fast as
+        // the DFA on article text while taking a tenth of the memory (the
+        // DFA's 3 MB table does not stay in cache).
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
+            .prefilter(false)
             .build(&patterns)
             .or_else(|_| {
                 AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
+                    .prefilter(false)
                     .build(&patterns)
             })
             .map_err(|e| Problem::error(path, None, None, format!("cannot compile the terms: {e}")))?;
