@@ -1,1 +1,162 @@
-fn main() {}
+//! Tagger throughput: `Rules::tag` (normalisation included) over the five
+//! seed articles replicated to about 10 MB, beside a naive baseline over the
+//! same text and terms — one case-insensitive regex per term, and one
+//! `RegexSet` of them all. Also prints the compiled rules' memory.
+//!
+//! Run: `cargo bench --bench tagger` (short samples: the machine is shared).
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use cstowatch::tag::{Document, Rules};
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+
+const TARGET_BYTES: usize = 10 * 1024 * 1024;
+/// The per-term baseline scans the text once per term; it runs on a slice.
+const NAIVE_BYTES: usize = 512 * 1024;
+
+struct Article {
+    title: String,
+    body: String,
+}
+
+fn seeds() -> Vec<Article> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seeds");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("seeds directory")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("seed text");
+            let (title, body) = text.split_once('\n').unwrap_or((&text, ""));
+            Article {
+                title: title.trim().to_string(),
+                body: body.to_string(),
+            }
+        })
+        .collect()
+}
+
+fn replicate(seeds: &[Article], bytes: usize) -> (Vec<&Article>, usize) {
+    let mut out = Vec::new();
+    let mut total = 0;
+    for a in seeds.iter().cycle() {
+        if total >= bytes {
+            break;
+        }
+        total += a.title.len() + a.body.len();
+        out.push(a);
+    }
+    (out, total)
+}
+
+/// A term as the regex a naive implementation would write. The word
+/// boundaries are ASCII ones: with Unicode `\b` the regex crate cannot use
+/// its DFAs on non-ASCII text (the seeds have typographic quotes) and falls
+/// back to engines far slower still, so this favours the baseline.
+fn term_regex(term: &str) -> String {
+    let words: Vec<String> = term.split(['-', ' ']).map(regex::escape).collect();
+    let phrase = words.join(r"[\s\-\u{2010}-\u{2015}]+");
+    match phrase.strip_suffix(r"\*") {
+        Some(stem) => format!(r"(?-u:\b){stem}\w*"),
+        None => format!(r"(?-u:\b){phrase}(?-u:\b)"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rules_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml");
+    let (rules, _) = Rules::load(&rules_path).expect("shipped rules load");
+    let terms: Vec<&str> = rules.terms_written().collect();
+    eprintln!(
+        "compiled rules: {} terms, {} patterns, ~{:.2} MB",
+        terms.len(),
+        rules.pattern_count(),
+        rules.memory_usage() as f64 / 1_048_576.0
+    );
+    let seeds = seeds();
+    let (docs, total) = replicate(&seeds, TARGET_BYTES);
+    let (naive_docs, naive_total) = replicate(&seeds, NAIVE_BYTES);
+    eprintln!("input: {} articles, {total} bytes", docs.len());
+
+    let regexes: Vec<Regex> = terms
+        .iter()
+        .map(|t| {
+            RegexBuilder::new(&term_regex(t))
+                .case_insensitive(true)
+                .build()
+                .expect("regex")
+        })
+        .collect();
+    let set: RegexSet = RegexSetBuilder::new(terms.iter().map(|t| term_regex(t)))
+        .case_insensitive(true)
+        .size_limit(256 << 20)
+        .dfa_size_limit(256 << 20)
+        .build()
+        .expect("regex set");
+
+    let mut group = c.benchmark_group("tagger");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+
+    group.throughput(Throughput::Bytes(total as u64));
+    group.bench_function("tag (normalise + automaton + rules)", |b| {
+        b.iter(|| {
+            let mut relevant = 0;
+            for a in &docs {
+                let t = rules.tag(&Document {
+                    title: &a.title,
+                    summary: "",
+                    content: &a.body,
+                });
+                relevant += usize::from(t.relevant);
+            }
+            black_box(relevant)
+        })
+    });
+    group.bench_function("part: normalise only", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for a in &docs {
+                n += cstowatch::tag::normalise::normalise(&a.title).as_str().len();
+                n += cstowatch::tag::normalise::normalise(&a.body).as_str().len();
+            }
+            black_box(n)
+        })
+    });
+    group.bench_function("naive RegexSet (which terms match)", |b| {
+        b.iter(|| {
+            let mut hits = 0;
+            for a in &docs {
+                hits += set.matches(&a.title).iter().count();
+                hits += set.matches(&a.body).iter().count();
+            }
+            black_box(hits)
+        })
+    });
+
+    group.throughput(Throughput::Bytes(naive_total as u64));
+    group.bench_function("naive regex per term (every hit)", |b| {
+        b.iter(|| {
+            let mut hits = 0;
+            for a in &naive_docs {
+                for re in &regexes {
+                    hits += re.find_iter(&a.title).count();
+                    hits += re.find_iter(&a.body).count();
+                }
+            }
+            black_box(hits)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

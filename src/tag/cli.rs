@@ -152,3 +152,109 @@ fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn rules() -> Rules {
+        let text = r#"
+            [[tag]]
+            name = "csto"
+            primary = true
+            terms = ["CSTO", "ОДКБ"]
+            [[tag]]
+            name = "russia"
+            terms = ["Russia"]
+        "#;
+        match Rules::from_toml(text, Path::new("test-rules.toml")) {
+            Ok((r, _)) => r,
+            Err(p) => panic!("{p}"),
+        }
+    }
+
+    fn run(input: &str, explain: bool) -> (TagRunSummary, String) {
+        let mut out = Vec::new();
+        let summary = run_tag_command(&rules(), input.as_bytes(), &mut out, explain).expect("run");
+        (summary, String::from_utf8(out).expect("utf-8 output"))
+    }
+
+    #[test]
+    fn one_output_line_per_input_line_in_order_with_errors_in_place() {
+        let input = concat!(
+            "{\"id\": \"a\", \"url\": \"https://x.test/a\", \"title\": \"CSTO summit\", \"summary\": \"Russia\"}\n",
+            "not json\n",
+            "\n",
+            "{\"id\": 7, \"summary\": \"no title\"}\n",
+            "{\"title\": \"Weather\", \"content\": null}\n",
+            "{\"title\": 3}\n",
+        );
+        let (summary, out) = run(input, false);
+        assert_eq!(
+            summary,
+            TagRunSummary {
+                items: 2,
+                relevant: 1,
+                errors: 3
+            }
+        );
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 5, "{out}");
+        assert_eq!(lines[0]["id"], "a");
+        assert_eq!(lines[0]["url"], "https://x.test/a");
+        assert_eq!(lines[0]["relevant"], true);
+        assert_eq!(lines[0]["score"], 1.5);
+        assert_eq!(lines[0]["tags"], serde_json::json!(["csto", "russia"]));
+        assert_eq!(
+            lines[0]["matches"],
+            serde_json::json!([
+                {"tag": "csto", "term": "CSTO", "field": "title"},
+                {"tag": "russia", "term": "Russia", "field": "summary"},
+            ])
+        );
+        assert_eq!(lines[1]["line"], 2);
+        assert!(
+            lines[1]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not valid JSON"))
+        );
+        assert_eq!(lines[2]["line"], 4);
+        assert!(
+            lines[2]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("\"title\" is missing"))
+        );
+        assert_eq!(lines[3]["id"], Value::Null);
+        assert_eq!(lines[3]["url"], Value::Null);
+        assert_eq!(lines[3]["relevant"], false);
+        assert_eq!(lines[3]["tags"], serde_json::json!([]));
+        assert_eq!(lines[4]["line"], 6);
+        assert!(
+            lines[4]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("must be a string"))
+        );
+    }
+
+    #[test]
+    fn explain_shows_tags_score_terms_and_snippets() {
+        let input = "{\"id\": \"x-1\", \"title\": \"Quiet week\", \"summary\": \"Leaders of the ОДКБ met in Minsk on Friday.\"}\n";
+        let (summary, out) = run(input, true);
+        assert_eq!(summary.relevant, 1);
+        assert!(out.starts_with("x-1: RELEVANT, score 1.00"), "{out}");
+        assert!(out.contains("tags: csto"), "{out}");
+        assert!(
+            out.contains("csto (primary): 1.00 of 1.00 needed, given"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\"ОДКБ\" in summary: Leaders of the [ОДКБ] met in Minsk on Friday."),
+            "{out}"
+        );
+    }
+}

@@ -52,7 +52,8 @@ fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging
         );
         for ev in &outcome.evidence {
             let what = match ev.reason {
-                Reason::Mention => "mention".to_string(),
+                Reason::Mentions(1) => "1 mention".to_string(),
+                Reason::Mentions(n) => format!("{n} mentions"),
                 Reason::Rule(r) => match &spec.rules[r].note {
                     Some(note) => format!("rule {}: {note}", r + 1),
                     None => format!("rule {}", r + 1),

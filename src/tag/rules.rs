@@ -739,3 +739,142 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         None => key.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::Severity;
+
+    fn errors(text: &str) -> Vec<Problem> {
+        match check(text, Path::new("rules.toml")) {
+            Ok(_) => panic!("expected errors for:\n{text}"),
+            Err(Problems(p)) => p.into_iter().filter(Problem::is_error).collect(),
+        }
+    }
+
+    fn warnings(text: &str) -> Vec<Problem> {
+        match check(text, Path::new("rules.toml")) {
+            Ok((_, w)) => w,
+            Err(p) => panic!("unexpected errors:\n{p}"),
+        }
+    }
+
+    const HEAD: &str = "[[tag]]\nname = \"csto\"\nprimary = true\n";
+
+    #[test]
+    fn unknown_key_is_reported_with_its_line() {
+        let e = errors(&format!("{HEAD}terms = [\"CSTO\"]\nwieght = 2\n"));
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].line, Some(5));
+        assert!(e[0].message.contains("wieght"), "{}", e[0]);
+        assert_eq!(e[0].key.as_deref(), Some("tag.wieght"));
+    }
+
+    #[test]
+    fn bad_type_is_reported_with_its_line() {
+        let e = errors(&format!("{HEAD}terms = [\"CSTO\"]\nweight = \"heavy\"\n"));
+        assert_eq!(e[0].line, Some(5), "{}", e[0]);
+        let e = errors(&format!("{HEAD}terms = \"CSTO\"\n"));
+        assert_eq!(e[0].line, Some(4), "{}", e[0]);
+    }
+
+    #[test]
+    fn every_term_error_is_reported_at_once_with_lines_and_keys() {
+        let text = format!(
+            "{HEAD}terms = [\n  \"CSTO\",\n  \"\",\n  \"—\",\n  \"Az*er\",\n  \"@nowhere\",\n  \"- *\",\n]\n"
+        );
+        let e = errors(&text);
+        let lines: Vec<_> = e.iter().map(|p| p.line).collect();
+        assert_eq!(
+            lines,
+            vec![Some(6), Some(7), Some(8), Some(9), Some(10)],
+            "{e:#?}"
+        );
+        assert!(e[0].message.contains("empty term"));
+        assert!(e[1].message.contains("normalises to nothing"));
+        assert!(e[2].message.contains("only allowed at the end"));
+        assert!(
+            e[3].message
+                .contains("unknown tag or list referenced: \"@nowhere\"")
+        );
+        assert_eq!(e[3].key.as_deref(), Some("tag[0].terms[4]"));
+        assert!(e[4].message.contains("normalises to nothing") || e[4].message.contains("must follow"));
+        let shown = e[3].to_string();
+        assert!(
+            shown.starts_with("rules.toml:9: error: tag[0].terms[4]: "),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn rule_errors_name_the_rule() {
+        let text = format!(
+            "{HEAD}terms = [\"CSTO\"]\n[[tag.rule]]\nall = [\"@csto\", 3]\nwithin = 0\nweight = 1.0\n"
+        );
+        let e = errors(&text);
+        assert!(
+            e.iter()
+                .any(|p| p.key.as_deref() == Some("tag[0].rule[0].all[1]") && p.line == Some(6))
+        );
+        assert!(
+            e.iter()
+                .any(|p| p.key.as_deref() == Some("tag[0].rule[0].within") && p.line == Some(7))
+        );
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let e = errors(&format!(
+            "{HEAD}terms = [\"CSTO\"]\n[[tag]]\nname = \"Big Tag\"\nterms = [\"x\"]\n"
+        ));
+        assert!(e[0].message.contains("lower-case"), "{}", e[0]);
+        assert_eq!(e[0].line, Some(6));
+        let e = errors(&format!(
+            "{HEAD}terms = [\"CSTO\"]\n[[tag]]\nname = \"csto\"\nterms = [\"x\"]\n"
+        ));
+        assert!(e[0].message.contains("used twice"));
+    }
+
+    #[test]
+    fn reference_cycles_and_missing_primary_are_errors() {
+        let e = errors(&format!(
+            "[lists]\na = [\"@b\"]\nb = [\"@a\"]\n{HEAD}terms = [\"@a\"]\n"
+        ));
+        assert!(e.iter().any(|p| p.message.contains("refers to itself")), "{e:#?}");
+        let e = errors("[[tag]]\nname = \"russia\"\nterms = [\"Russia\"]\n");
+        assert!(e[0].message.contains("primary"));
+    }
+
+    #[test]
+    fn warns_about_terms_no_text_can_match() {
+        let w = warnings(&format!(
+            "{HEAD}terms = [\"CSTO\", \"fellow members of the CSTO\", \"CSTO\"]\nexcept = [\"fellow members\"]\n"
+        ));
+        assert!(w.iter().all(|p| p.severity == Severity::Warning));
+        assert!(
+            w.iter().any(|p| p.line == Some(4)
+                && p.message
+                    .contains("\"fellow members of the CSTO\" can never count")),
+            "{w:#?}"
+        );
+        assert!(w.iter().any(|p| p.message.contains("listed twice")), "{w:#?}");
+        let w = warnings(&format!("{HEAD}terms = [\"CSTO\"]\n[[tag]]\nname = \"empty\"\n"));
+        assert!(w[0].message.contains("can never be given"), "{w:#?}");
+    }
+
+    #[test]
+    fn references_resolve_forwards_and_through_lists() {
+        let (spec, w) = check(
+            &format!(
+                "{HEAD}terms = [\"@names\"]\n[lists]\nnames = [\"CSTO\", \"@more\"]\nmore = [\"ОДКБ\"]\n"
+            ),
+            Path::new("rules.toml"),
+        )
+        .unwrap_or_else(|p| panic!("{p}"));
+        assert!(w.is_empty());
+        let csto = &spec.vocabs[spec.tags[0].terms];
+        let mut patterns: Vec<&str> = csto.iter().map(|&t| spec.terms[t].pattern.as_str()).collect();
+        patterns.sort_unstable();
+        assert_eq!(patterns, vec!["csto", "одкб"]);
+    }
+}
