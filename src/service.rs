@@ -296,9 +296,19 @@ async fn delivery_worker(
             _ = stop.changed() => return,
         }
         let store = Arc::clone(pipeline.store());
+        let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run);
+        tokio::pin!(cycle);
+        let mut stopping = false;
         let result = tokio::select! {
-            r = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run) => r,
-            _ = stop.changed() => return,
+            r = &mut cycle => r,
+            _ = stop.changed() => {
+                // Dropping the cycle mid-send would forget a message Telegram already
+                // accepted, and post it again after the restart: finish that one
+                // message (stop_workers bounds the wait), leave the rest pending.
+                deliverer.stop_after_current_message();
+                stopping = true;
+                cycle.await
+            }
         };
         match result {
             Ok(report) => {
@@ -320,6 +330,9 @@ async fn delivery_worker(
                 error!("delivery failed, items stay pending: {e}");
                 retry_wait = RETRY_EVERY;
             }
+        }
+        if stopping {
+            return;
         }
     }
 }
