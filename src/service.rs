@@ -295,13 +295,21 @@ async fn delivery_worker(
             _ = new_items.notified() => {}
             _ = stop.changed() => return,
         }
-        // Not cancelled on stop: a send Telegram already accepted should get
-        // recorded. Shutdown's grace period bounds it; past that it is
-        // abandoned and its items stay pending.
         let store = Arc::clone(pipeline.store());
-        let result = deliverer
-            .deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run)
-            .await;
+        let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run);
+        tokio::pin!(cycle);
+        let mut stopping = false;
+        let result = tokio::select! {
+            r = &mut cycle => r,
+            _ = stop.changed() => {
+                // Dropping the cycle mid-send would forget a message Telegram already
+                // accepted, and post it again after the restart: finish that one
+                // message (stop_workers bounds the wait), leave the rest pending.
+                deliverer.stop_after_current_message();
+                stopping = true;
+                cycle.await
+            }
+        };
         match result {
             Ok(report) => {
                 retry_wait = if report.has_pending_failures() {
@@ -322,6 +330,9 @@ async fn delivery_worker(
                 error!("delivery failed, items stay pending: {e}");
                 retry_wait = RETRY_EVERY;
             }
+        }
+        if stopping {
+            return;
         }
     }
 }

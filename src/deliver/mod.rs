@@ -23,6 +23,7 @@ pub mod outbox;
 pub mod telegram;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -218,6 +219,8 @@ pub struct Deliverer {
     pacing: Pacing,
     console: Console,
     channels: Mutex<HashMap<String, ChannelState>>,
+    /// Set on shutdown: the cycle finishes the message in flight and sends no more.
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for Deliverer {
@@ -281,6 +284,7 @@ impl Deliverer {
             pacing: Pacing::default(),
             console: Console::stdout(),
             channels: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -294,6 +298,14 @@ impl Deliverer {
     pub fn with_output(mut self, out: Box<dyn std::io::Write + Send>) -> Deliverer {
         self.console = Console::new(out);
         self
+    }
+
+    /// Asks a running cycle to stop after the message in flight: its answer is
+    /// still recorded, and the rest stays pending. (Dropping the cycle instead
+    /// could lose the record of a message Telegram accepted, which would then
+    /// be posted again.) Only for shutting down: this deliverer sends no more.
+    pub fn stop_after_current_message(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// The destinations, by id (`console`, `telegram:<chat>`).
@@ -409,6 +421,13 @@ impl Deliverer {
         }
 
         for (message, kind) in &messages {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Ok(if dry_run {
+                    report
+                } else {
+                    self.settle_pending(report)
+                });
+            }
             let kind_name = match kind {
                 DeliveryKind::Alert => "alert",
                 DeliveryKind::Digest => "digest",
