@@ -36,7 +36,9 @@ const OTHER_GROUP: &str = "Other";
 /// Titles longer than this are shortened with "…": a message must hold any item.
 pub const MAX_TITLE_CHARS: usize = 1000;
 const MAX_SOURCE_CHARS: usize = 100;
-const MAX_HASHTAGS: usize = 12;
+/// Hashtags shown per item: the rules list topical tags before countries, so
+/// the first few say the most; a long article can carry a dozen.
+const MAX_HASHTAGS: usize = 6;
 const MAX_HASHTAG_CHARS: usize = 40;
 /// A link longer than this (escaped) is left off; the title is still shown.
 const MAX_HREF_BYTES: usize = 4000;
