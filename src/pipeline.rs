@@ -191,8 +191,10 @@ impl Pipeline {
         let candidates: Vec<(crate::item::Item, DedupKeys)> = parsed
             .items
             .into_iter()
-            .map(|i| (DedupKeys::of(&i), i))
-            .map(|(k, i)| (i, k))
+            .map(|item| {
+                let keys = DedupKeys::of(&item);
+                (item, keys)
+            })
             .collect();
         let (mut fresh, keys): (Vec<_>, Vec<_>) = self
             .with_store(move |s| -> crate::store::Result<Vec<_>> {
