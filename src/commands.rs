@@ -12,7 +12,7 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::deliver::{Deliverer, DeliveryError, Mode};
-use crate::pipeline::{Outcome, Pipeline, tag_item};
+use crate::pipeline::{Outcome, Pipeline, tag_text};
 use crate::problem::{Problem, Problems};
 use crate::store::Store;
 use crate::store::items::ItemTags;
@@ -205,18 +205,7 @@ pub fn retag(config_path: &Path, dry_run: bool) -> CommandResult {
     let mut updates: Vec<(i64, ItemTags)> = Vec::new();
     let mut changed = Vec::new();
     for stored in &items {
-        let item = crate::item::Item {
-            feed: stored.feed.clone(),
-            guid: None,
-            url: None,
-            title: stored.title.clone(),
-            summary: stored.summary.clone(),
-            content: stored.content.clone(),
-            published: stored.published,
-            updated: None,
-            categories: Vec::new(),
-        };
-        let tags = tag_item(&rules, &item);
+        let tags = tag_text(&rules, &stored.title, &stored.summary, &stored.content);
         if tags.relevant != stored.tags.relevant {
             changed.push((stored, tags.relevant));
         }

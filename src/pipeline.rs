@@ -350,10 +350,15 @@ impl Pipeline {
 
 /// The tagger's verdict on one item, in the shape the store keeps.
 pub fn tag_item(rules: &Rules, item: &crate::item::Item) -> ItemTags {
+    tag_text(rules, &item.title, &item.summary, &item.content)
+}
+
+/// The tagger's verdict on an item's three text fields.
+pub fn tag_text(rules: &Rules, title: &str, summary: &str, content: &str) -> ItemTags {
     let tagging = rules.tag(&Document {
-        title: &item.title,
-        summary: &item.summary,
-        content: &item.content,
+        title,
+        summary,
+        content,
     });
     ItemTags {
         tags: tagging.tags,
