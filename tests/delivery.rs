@@ -791,49 +791,53 @@ async fn scheduled_digests_wait_for_their_slot_and_alerts_do_not() {
         &["armenia-azerbaijan", "clash"],
     );
     let deliverer = env.deliverer();
-    // 10:00 in Yerevan, first run: the alert goes now, the digest at the next slot (21:00).
+    // 10:00 in Yerevan, first run: the alert goes now, and so does a first
+    // digest (the destination never had one); the next digest waits for 21:00.
     let ten = at("2026-11-23T06:00:00Z");
     let report = deliverer
         .deliver(&env.store, ten, Mode::Scheduled, false)
         .await
         .unwrap();
-    assert!(!report.destinations[0].digest_due);
+    assert!(report.destinations[0].digest_due);
     assert_eq!(report.destinations[0].alerts_sent, 1);
     let accepted = fake.accepted();
-    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted.len(), 2);
     assert!(
         accepted[0].visible.starts_with("🚨 Alert · Armenia–Azerbaijan"),
         "{}",
         accepted[0].visible
     );
+    assert!(accepted[1].visible.contains("CSTO drills"));
+    assert!(
+        !accepted[1].visible.contains("Shooting"),
+        "an alert is not repeated in the digest"
+    );
+    // The first digest's period runs from its oldest item.
+    assert!(
+        accepted[1]
+            .visible
+            .contains("22 Nov 22:00 – 23 Nov 10:00 (Asia/Yerevan)"),
+        "{}",
+        accepted[1].visible
+    );
     let next = deliverer.next_digest_at(&env.store.lock().unwrap(), ten);
     assert_eq!(next, at("2026-11-23T17:00:00Z"));
 
+    env.add("CSTO council meets", at("2026-11-23T10:00:00Z"), &["csto"]);
     let report = deliverer
         .deliver(&env.store, at("2026-11-23T16:59:00Z"), Mode::Scheduled, false)
         .await
         .unwrap();
-    assert_eq!(report.messages_sent(), 0);
+    assert_eq!(report.messages_sent(), 0, "not due before the slot");
     let report = deliverer
         .deliver(&env.store, next, Mode::Scheduled, false)
         .await
         .unwrap();
     assert!(report.destinations[0].digest_due);
     let accepted = fake.accepted();
-    assert_eq!(accepted.len(), 2);
-    assert!(
-        !accepted[1].visible.contains("Shooting"),
-        "an alert is not repeated in the digest"
-    );
-    assert!(accepted[1].visible.contains("CSTO drills"));
-    // The period runs from the oldest item (first digest) to the slot.
-    assert!(
-        accepted[1]
-            .visible
-            .contains("22 Nov 22:00 – 23 Nov 21:00 (Asia/Yerevan)"),
-        "{}",
-        accepted[1].visible
-    );
+    assert_eq!(accepted.len(), 3);
+    assert!(accepted[2].visible.contains("CSTO council meets"));
+    assert!(!accepted[2].visible.contains("CSTO drills"));
     let after = deliverer.next_digest_at(&env.store.lock().unwrap(), next);
     assert_eq!(after, at("2026-11-24T05:00:00Z"));
 }

@@ -65,11 +65,11 @@ async fn relevant_items_reach_the_channel_once_and_a_restart_sends_nothing() {
     let fake = FakeTelegram::start().await;
     let install = install(&server, &fake);
 
-    // A new destination waits for its first scheduled slot: `run --once` only polls here.
-    let run = install.run(&["run", "--once"]);
+    // A dry run polls and stores, and sends nothing.
+    let run = install.run(&["run", "--once", "--dry-run"]);
     run.expect_code(0);
     assert_no_token(&run);
-    assert_eq!(fake.accepted().len(), 0, "nothing is due before the first slot");
+    assert_eq!(fake.requests().len(), 0);
 
     let status = install.run(&["status"]);
     status.expect_code(0);
@@ -81,7 +81,8 @@ async fn relevant_items_reach_the_channel_once_and_a_restart_sends_nothing() {
     let line = line.unwrap_or_else(|| panic!("no destination line:\n{}", status.stdout()));
     assert!(line.split_whitespace().nth(1) == Some("3"), "3 pending: {line}");
 
-    let run = install.run(&["digest"]);
+    // A destination that never had a digest gets one at once.
+    let run = install.run(&["run", "--once"]);
     run.expect_code(0);
     assert_no_token(&run);
     let accepted = fake.accepted();
@@ -128,8 +129,7 @@ async fn without_a_token_digests_print_to_stdout_and_count_for_the_console_only(
     let mut install = install(&server, &fake);
     install.env.clear();
 
-    install.run(&["run", "--once"]).expect_code(0);
-    let run = install.run(&["digest"]);
+    let run = install.run(&["run", "--once"]);
     run.expect_code(0);
     assert!(run.stderr().contains("no Telegram token"), "{}", run.stderr());
     let out = run.stdout();
@@ -138,6 +138,10 @@ async fn without_a_token_digests_print_to_stdout_and_count_for_the_console_only(
     }
     assert!(!out.contains(IRRELEVANT[0]));
     assert_eq!(fake.requests().len(), 0);
+    // Delivered to the console: a digest now prints nothing again.
+    let again = install.run(&["digest"]);
+    again.expect_code(0);
+    assert!(!again.stdout().contains(RELEVANT[0]), "{}", again.stdout());
 
     // Configuring the token later still delivers everything to Telegram.
     install
@@ -156,7 +160,7 @@ async fn a_rejected_token_exits_1_without_printing_it_and_keeps_items_pending() 
     server.set("/feed", Route::feed(feed(&server), "\"v1\""));
     let fake = FakeTelegram::start().await;
     let install = install(&server, &fake);
-    install.run(&["run", "--once"]).expect_code(0);
+    install.run(&["run", "--once", "--dry-run"]).expect_code(0);
     fake.fail_always(Some(Failure::Unauthorized));
     let run = install.run(&["digest"]);
     run.expect_code(1);
@@ -200,7 +204,7 @@ async fn a_bot_removed_from_the_channel_keeps_items_pending_and_status_says_why(
     server.set("/feed", Route::feed(feed(&server), "\"v1\""));
     let fake = FakeTelegram::start().await;
     let install = install(&server, &fake);
-    install.run(&["run", "--once"]).expect_code(0);
+    install.run(&["run", "--once", "--dry-run"]).expect_code(0);
     fake.forbid(CHANNEL);
     let run = install.run(&["digest"]);
     run.expect_code(1);

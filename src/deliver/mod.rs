@@ -341,14 +341,20 @@ impl Deliverer {
         self.destinations
             .iter()
             .map(|d| {
-                let anchor = match store.destination(&d.id) {
-                    Ok(row) => row.and_then(|r| r.last_digest_at).unwrap_or(now),
+                // A destination that never had a digest is due at once.
+                let slot = match store.destination(&d.id) {
+                    Ok(Some(row)) => match row.last_digest_at {
+                        Some(anchor) => {
+                            schedule::next_slot_after(&self.digest.schedule, &self.digest.timezone, anchor)
+                        }
+                        None => now,
+                    },
+                    Ok(None) => now,
                     Err(e) => {
                         tracing::warn!(destination = d.id, "cannot read the digest schedule: {e}");
-                        now
+                        schedule::next_slot_after(&self.digest.schedule, &self.digest.timezone, now)
                     }
                 };
-                let slot = schedule::next_slot_after(&self.digest.schedule, &self.digest.timezone, anchor);
                 match channels.get(&d.id).and_then(|c| c.retry_not_before) {
                     Some(retry) => slot.max(retry),
                     None => slot,
@@ -377,7 +383,7 @@ impl Deliverer {
             let row = if dry_run {
                 store.destination(id)?
             } else {
-                Some(store.ensure_destination(id, now)?)
+                Some(store.ensure_destination(id)?)
             };
             (row, store.pending_items(id, &destination.tags)?)
         };
@@ -394,9 +400,13 @@ impl Deliverer {
 
         let (alerts, rest): (Vec<PendingItem>, Vec<PendingItem>) =
             items.into_iter().partition(|item| self.is_alert(item));
-        let anchor = row.and_then(|r| r.last_digest_at).unwrap_or(now);
+        let last_digest_at = row.and_then(|r| r.last_digest_at);
+        let anchor = last_digest_at.unwrap_or(now);
+        // A destination that never had a digest gets one at once (the backfill
+        // window already keeps a new channel from being flooded).
         report.digest_due = mode == Mode::Force
-            || schedule::is_due(&self.digest.schedule, &self.digest.timezone, anchor, now);
+            || last_digest_at
+                .is_none_or(|last| schedule::is_due(&self.digest.schedule, &self.digest.timezone, last, now));
 
         let mut messages: Vec<(Message, DeliveryKind)> = alerts
             .iter()

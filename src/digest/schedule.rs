@@ -3,10 +3,10 @@
 //!
 //! A destination remembers the end of the period its last digest covered
 //! (`destinations.last_digest_at`). A digest is due once the first slot after
-//! that moment has passed. A destination seen for the first time starts its
-//! period then, so a new install posts its first digest at the next slot
-//! (`cstowatch digest` posts at once for an operator who wants to see it now);
-//! a service that was down over several slots posts one digest, not several.
+//! that moment has passed. A destination that never had a digest gets one at
+//! once (`run --once` on a new install shows what it caught; the backfill
+//! window keeps it short); a service that was down over several slots posts
+//! one digest, not several.
 
 use std::time::Duration;
 

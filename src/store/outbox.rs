@@ -75,12 +75,12 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// The destination's row, created when missing with `last_digest_at =
-    /// first_period_start` (so its first scheduled digest is the next slot).
-    pub fn ensure_destination(&self, id: &str, first_period_start: Timestamp) -> Result<DestinationRow> {
+    /// The destination's row, created when missing. A new destination has
+    /// no `last_digest_at`: it has never had a digest, so one is due at once.
+    pub fn ensure_destination(&self, id: &str) -> Result<DestinationRow> {
         self.conn.execute(
-            "INSERT INTO destinations (id, last_digest_at) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
-            params![id, to_unix(first_period_start)],
+            "INSERT INTO destinations (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
+            params![id],
         )?;
         Ok(self.destination(id)?.unwrap_or_else(|| DestinationRow {
             id: id.to_string(),
@@ -260,7 +260,8 @@ mod tests {
         let mut store = Store::open_in_memory().unwrap();
         let id = add_item(&store, "a", 20, r#"["csto"]"#, true, "pending");
         let t = Timestamp::from_second(50).unwrap();
-        store.ensure_destination("telegram:@x", t).unwrap();
+        store.ensure_destination("telegram:@x").unwrap();
+        store.set_last_digest_at("telegram:@x", t).unwrap();
         store
             .record_destination_error("telegram:@x", "Forbidden: bot was kicked", t)
             .unwrap();
