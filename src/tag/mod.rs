@@ -13,6 +13,7 @@ pub mod engine;
 pub mod explain;
 pub mod normalise;
 pub mod rules;
+mod trie;
 
 use serde::{Deserialize, Serialize};
 

@@ -34,6 +34,8 @@ pub struct Normalised {
     /// `(normalised offset, original offset)` wherever the distance between
     /// the two changes; between anchors, offsets advance together.
     anchors: Vec<(usize, usize)>,
+    /// Where each word starts in the padded text (just after a space).
+    starts: Vec<u32>,
 }
 
 impl Normalised {
@@ -47,6 +49,11 @@ impl Normalised {
     /// The text with a space before the first word and after the last.
     pub(crate) fn padded(&self) -> &str {
         &self.padded
+    }
+
+    /// Where each word starts in [`Normalised::padded`], in order.
+    pub(crate) fn word_starts(&self) -> &[u32] {
+        &self.starts
     }
 
     /// The byte offset in the original text that produced the byte at
@@ -91,15 +98,32 @@ const CLASS: [u8; 256] = {
 
 /// Normalises `input` (see the module documentation).
 pub fn normalise(input: &str) -> Normalised {
+    let mut out = Normalised::default();
+    normalise_into(input, &mut out);
+    out
+}
+
+/// [`normalise`] into `into`, reusing its buffers.
+pub(crate) fn normalise_into(input: &str, into: &mut Normalised) {
+    let mut out = std::mem::take(&mut into.padded).into_bytes();
+    out.clear();
+    out.reserve(input.len() + 2);
+    let mut anchors = std::mem::take(&mut into.anchors);
+    anchors.clear();
+    // Offsets are kept in the padded text, whose byte 1 is the first byte
+    // of the input that survives.
+    anchors.push((1, 0));
+    let mut starts = std::mem::take(&mut into.starts);
+    starts.clear();
     let mut w = Writer {
-        out: Vec::with_capacity(input.len() + 2),
-        // Offsets are kept in the padded text, whose byte 1 is the first
-        // byte of the input that survives.
-        anchors: vec![(1, 0)],
+        out,
+        anchors,
+        starts,
         delta: -1,
         dirty: true,
     };
     w.out.push(b' ');
+    w.starts.push(1);
     let bytes = input.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -108,8 +132,14 @@ pub fn normalise(input: &str) -> Normalised {
             if w.dirty {
                 w.anchor(i);
             }
-            w.out.push(class);
-            i += 1;
+            // The rest of an ASCII word in one go: `extend` over a slice
+            // reserves once instead of checking capacity per byte.
+            let run = bytes[i..]
+                .iter()
+                .position(|&b| CLASS[b as usize] <= SPECIAL)
+                .unwrap_or(bytes.len() - i);
+            w.out.extend(bytes[i..i + run].iter().map(|&b| CLASS[b as usize]));
+            i += run;
             continue;
         }
         if class == SEPARATOR {
@@ -153,7 +183,7 @@ pub fn normalise(input: &str) -> Normalised {
         }
         w.push_cluster(&input[start..i], start);
     }
-    w.finish()
+    *into = w.finish();
 }
 
 /// Characters NFKC leaves alone can skip the normaliser's iterator machinery.
@@ -172,6 +202,7 @@ pub fn is_word_char(c: char) -> bool {
 struct Writer {
     out: Vec<u8>,
     anchors: Vec<(usize, usize)>,
+    starts: Vec<u32>,
     delta: isize,
     /// The distance between input and output may have changed since the
     /// last anchor (a separator run or a slow-path character).
@@ -196,6 +227,7 @@ impl Writer {
     fn separate(&mut self) {
         if self.out.last() != Some(&b' ') {
             self.out.push(b' ');
+            self.starts.push(self.out.len() as u32);
         }
         self.dirty = true;
     }
@@ -244,11 +276,16 @@ impl Writer {
 
     fn finish(mut self) -> Normalised {
         self.separate();
+        // The space after the last word starts nothing.
+        if self.starts.last() == Some(&(self.out.len() as u32)) {
+            self.starts.pop();
+        }
         let padded = String::from_utf8(self.out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Normalised {
             padded,
             anchors: self.anchors,
+            starts: self.starts,
         }
     }
 }
