@@ -132,14 +132,17 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised) {
             if w.dirty {
                 w.anchor(i);
             }
-            // The rest of an ASCII word in one go: `extend` over a slice
-            // reserves once instead of checking capacity per byte.
-            let run = bytes[i..]
-                .iter()
-                .position(|&b| CLASS[b as usize] <= SPECIAL)
-                .unwrap_or(bytes.len() - i);
-            w.out.extend(bytes[i..i + run].iter().map(|&b| CLASS[b as usize]));
-            i += run;
+            // The rest of the ASCII word, in a loop of its own.
+            w.out.push(class);
+            i += 1;
+            while let Some(&b) = bytes.get(i) {
+                let class = CLASS[b as usize];
+                if class <= SPECIAL {
+                    break;
+                }
+                w.out.push(class);
+                i += 1;
+            }
             continue;
         }
         if class == SEPARATOR {

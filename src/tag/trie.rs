@@ -39,9 +39,6 @@ pub(crate) struct Trie {
     rows: Vec<u32>,
     /// The pattern that ends at each state.
     ends: Vec<u32>,
-    /// One bit per pair of first two bytes that some pattern starts with:
-    /// most words start no pattern, and these 8 KB say so from L1 cache.
-    starts: Vec<u64>,
 }
 
 impl Trie {
@@ -123,26 +120,11 @@ impl Trie {
                     }
                 };
         }
-        let mut starts = vec![0u64; 1 << 10];
-        for p in patterns {
-            let (low, high) = match p.as_ref() {
-                [] => continue,
-                [b] => (usize::from(*b) << 8, usize::from(*b) << 8 | 0xff),
-                [a, b, ..] => {
-                    let pair = usize::from(*a) << 8 | usize::from(*b);
-                    (pair, pair)
-                }
-            };
-            for pair in low..=high {
-                starts[pair >> 6] |= 1 << (pair & 63);
-            }
-        }
         Trie {
             classes,
             info,
             rows,
             ends: ends_by_number,
-            starts,
         }
     }
 
@@ -150,20 +132,12 @@ impl Trie {
     /// starts with, shortest first; `end` is the index just past it.
     #[inline]
     pub(crate) fn walk(&self, text: &[u8], from: usize, mut hit: impl FnMut(u32, usize)) {
-        let pair = match text.get(from..from + 2) {
-            Some(&[a, b]) => usize::from(a) << 8 | usize::from(b),
-            _ => usize::from(text.get(from).copied().unwrap_or(0)) << 8,
-        };
-        if self
-            .starts
-            .get(pair >> 6)
-            .is_none_or(|&bits| bits & (1 << (pair & 63)) == 0)
-        {
-            return;
-        }
         let mut state = 0usize;
+        let Some(&(mut info)) = self.info.first() else {
+            return;
+        };
         let mut at = from;
-        while let (Some(&b), Some(&info)) = (text.get(at), self.info.get(state)) {
+        while let Some(&b) = text.get(at) {
             state = match info >> 30 {
                 SINGLE if b == info as u8 => state + 1,
                 BRANCH => {
@@ -176,7 +150,11 @@ impl Trie {
                 _ => return,
             };
             at += 1;
-            if self.info.get(state).is_some_and(|&i| i & ENDS_HERE != 0)
+            info = match self.info.get(state) {
+                Some(&i) => i,
+                None => return,
+            };
+            if info & ENDS_HERE != 0
                 && let Some(&p) = self.ends.get(state)
             {
                 hit(p, at);
@@ -186,9 +164,7 @@ impl Trie {
 
     /// Heap bytes held.
     pub(crate) fn memory_usage(&self) -> usize {
-        (self.info.capacity() + self.rows.capacity() + self.ends.capacity()) * 4
-            + self.starts.capacity() * 8
-            + std::mem::size_of::<Trie>()
+        (self.info.capacity() + self.rows.capacity() + self.ends.capacity()) * 4 + std::mem::size_of::<Trie>()
     }
 }
 
