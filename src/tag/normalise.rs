@@ -161,6 +161,15 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised) {
             }
             continue;
         }
+        // Dashes, typographic quotes and the like (U+2010..=U+205E) and
+        // NBSP or guillemets, followed by ASCII (so by no combining mark):
+        // NFKC, case and folding all end in a separator, so skip them.
+        if let Some(len) = punctuation_len(&bytes[i..]) {
+            w.dirty = true;
+            w.separate();
+            i += len;
+            continue;
+        }
         // A non-ASCII character with the combining marks that follow it:
         // NFKC needs them together to compose them.
         let mut start = i;
@@ -187,6 +196,23 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised) {
         w.push_cluster(&input[start..i], start);
     }
     *into = w.finish();
+}
+
+/// The length of the punctuation character at the start of `bytes` when it
+/// is one that folds to a separator and no combining mark follows it.
+#[inline]
+fn punctuation_len(bytes: &[u8]) -> Option<usize> {
+    let len = match bytes {
+        // Not U+2017 or U+203E: NFKC gives a space and a combining mark.
+        [0xe2, 0x80, 0x97 | 0xbe, ..] => return None,
+        [0xe2, 0x80, 0x90..=0xbf, ..] | [0xe2, 0x81, 0x80..=0x9e, ..] => 3,
+        [0xc2, 0xa0 | 0xab | 0xbb, ..] => 2,
+        _ => return None,
+    };
+    match bytes.get(len) {
+        Some(next) if !next.is_ascii() => None,
+        _ => Some(len),
+    }
 }
 
 /// Characters NFKC leaves alone can skip the normaliser's iterator machinery.
@@ -443,6 +469,23 @@ mod tests {
         assert_eq!(n("ＣＳＴＯ"), "csto");
         assert_eq!(n("ﬁnal"), "final");
         assert_eq!(n("La\u{e7}\u{131}n"), "laçın");
+    }
+
+    #[test]
+    fn punctuation_shortcut_agrees_with_the_full_path() {
+        // A character the shortcut takes (it is followed by ASCII) must be
+        // one the full path (taken when a non-ASCII letter follows) turns
+        // into a plain separator.
+        let mut taken = 0;
+        for c in ('\u{2000}'..='\u{206f}').chain(['\u{a0}', '\u{ab}', '\u{bb}', '\u{ad}']) {
+            if punctuation_len(format!("{c}b").as_bytes()).is_none() {
+                continue;
+            }
+            taken += 1;
+            assert_eq!(n(&format!("a{c}é")), "a é", "U+{:04X}", c as u32);
+            assert_eq!(n(&format!("a{c}b")), "a b", "U+{:04X}", c as u32);
+        }
+        assert_eq!(taken, 0x205f - 0x2010 - 2 + 3);
     }
 
     #[test]
