@@ -39,7 +39,19 @@ pub(crate) struct Trie {
     rows: Vec<u32>,
     /// The pattern that ends at each state.
     ends: Vec<u32>,
+    /// Row width: how many classes.
+    width: usize,
+    /// The state after a word's first byte, by its class, with
+    /// `FIRST_ENDS` set when a pattern ends there; 0 for none.
+    firsts: Vec<u32>,
+    /// The state after a word's first two bytes, by `class0 * width +
+    /// class1`, flagged the same way. Every walk starts with these two
+    /// independent loads instead of two dependent steps.
+    pairs: Vec<u32>,
 }
+
+/// Set in `firsts` and `pairs` entries when a pattern ends at the state.
+const FIRST_ENDS: u32 = 1 << 31;
 
 impl Trie {
     /// Builds the trie of `patterns` (each without its leading space). A
@@ -120,7 +132,42 @@ impl Trie {
                     }
                 };
         }
+        // The states two steps from the root, by the classes of the steps.
+        let step = |state: usize, class: usize| -> u32 {
+            match info.get(state) {
+                Some(&i) if i >> 30 == BRANCH => {
+                    rows.get((i & PAYLOAD) as usize + class).copied().unwrap_or(0)
+                }
+                Some(&i)
+                    if i >> 30 == SINGLE && classes[(i & 0xff) as usize] as usize == class && class != 0 =>
+                {
+                    state as u32 + 1
+                }
+                _ => 0,
+            }
+        };
+        let flagged = |state: u32| -> u32 {
+            match info.get(state as usize) {
+                Some(&i) if state != 0 && i & ENDS_HERE != 0 => state | FIRST_ENDS,
+                _ => state,
+            }
+        };
+        let mut firsts = vec![0u32; width];
+        let mut pairs = vec![0u32; width * width];
+        for c0 in 1..width {
+            let s1 = step(0, c0);
+            firsts[c0] = flagged(s1);
+            if s1 == 0 {
+                continue;
+            }
+            for c1 in 1..width {
+                pairs[c0 * width + c1] = flagged(step(s1 as usize, c1));
+            }
+        }
         Trie {
+            width,
+            firsts,
+            pairs,
             classes,
             info,
             rows,
@@ -132,11 +179,31 @@ impl Trie {
     /// starts with, shortest first; `end` is the index just past it.
     #[inline]
     pub(crate) fn walk(&self, text: &[u8], from: usize, mut hit: impl FnMut(u32, usize)) {
-        let mut state = 0usize;
-        let Some(&(mut info)) = self.info.first() else {
+        let class = |at: usize| text.get(at).map_or(0, |&b| self.classes[b as usize] as usize);
+        let (c0, c1) = (class(from), class(from + 1));
+        let first = self.firsts.get(c0).copied().unwrap_or(0);
+        if first == 0 {
+            return;
+        }
+        if first & FIRST_ENDS != 0
+            && let Some(&p) = self.ends.get((first & !FIRST_ENDS) as usize)
+        {
+            hit(p, from + 1);
+        }
+        let second = self.pairs.get(c0 * self.width + c1).copied().unwrap_or(0);
+        if second == 0 {
+            return;
+        }
+        let mut state = (second & !FIRST_ENDS) as usize;
+        if second & FIRST_ENDS != 0
+            && let Some(&p) = self.ends.get(state)
+        {
+            hit(p, from + 2);
+        }
+        let Some(&(mut info)) = self.info.get(state) else {
             return;
         };
-        let mut at = from;
+        let mut at = from + 2;
         while let Some(&b) = text.get(at) {
             state = match info >> 30 {
                 SINGLE if b == info as u8 => state + 1,
@@ -164,7 +231,13 @@ impl Trie {
 
     /// Heap bytes held.
     pub(crate) fn memory_usage(&self) -> usize {
-        (self.info.capacity() + self.rows.capacity() + self.ends.capacity()) * 4 + std::mem::size_of::<Trie>()
+        (self.info.capacity()
+            + self.rows.capacity()
+            + self.ends.capacity()
+            + self.firsts.capacity()
+            + self.pairs.capacity())
+            * 4
+            + std::mem::size_of::<Trie>()
     }
 }
 
