@@ -5,12 +5,14 @@
 //! begins at a word start (its leading space), so the hits an overlapping
 //! Aho–Corasick search would report are exactly the patterns that a trie
 //! walk from each word start passes through. Walking the trie needs no
-//! failure links and most walks die after a byte or two ("the", "of"), so
-//! this is several times faster than the overlapping automaton, and it hands
-//! out hits already ordered by start word and then by end.
+//! failure links, most walks die after a byte or two ("the", "of"), and it
+//! hands out hits already ordered by start word and then by end.
 //!
-//! Transitions are a dense table over byte classes (bytes no pattern holds
-//! share class 0, which always leads to the dead state).
+//! States with one child store just the byte leading to it (the child is
+//! the next state); branching states have a dense row over byte classes
+//! (bytes no pattern holds share class 0, which leads nowhere); the first
+//! two steps of every walk come from tables indexed by the first two
+//! bytes' classes.
 
 /// A state's kind, in the top two bits of its `info`.
 const LEAF: u32 = 0;
