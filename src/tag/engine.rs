@@ -718,13 +718,39 @@ fn tightest_window(slots: &[&[VocabHit]], within: u32, picked: &mut Vec<u32>) ->
         Some(last)
     };
     let mut best: Option<(u32, u32)> = None;
-    for start in slots.iter().flat_map(|s| s.iter().map(|h| h.word)) {
-        let Some(last) = window(start, None) else {
-            continue;
-        };
+    let mut consider = |start: u32, last: u32| {
         let span = last - start;
         if span <= within && best.is_none_or(|(b, _)| span < b) {
             best = Some((span, start));
+        }
+    };
+    if slots.len() <= 8 {
+        // The starts of one slot come in word order, so where each slot's
+        // hits begin only moves forward: a cursor per slot instead of a
+        // binary search per start and slot. Same starts, same order.
+        for from in slots {
+            let mut cursors = [0usize; 8];
+            'start: for start in from.iter().map(|h| h.word) {
+                let mut last = start;
+                let mut at = 0;
+                for (s, cursor) in slots.iter().zip(cursors.iter_mut()) {
+                    while s.get(*cursor).is_some_and(|h| h.word < start) {
+                        *cursor += 1;
+                    }
+                    let Some(&(end, _)) = suffix_min.get(at + *cursor).filter(|_| *cursor < s.len()) else {
+                        continue 'start;
+                    };
+                    at += s.len();
+                    last = last.max(end);
+                }
+                consider(start, last);
+            }
+        }
+    } else {
+        for start in slots.iter().flat_map(|s| s.iter().map(|h| h.word)) {
+            if let Some(last) = window(start, None) {
+                consider(start, last);
+            }
         }
     }
     match best {
