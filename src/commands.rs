@@ -138,7 +138,10 @@ pub fn check(config_path: &Path) -> CommandResult {
         let _ = writeln!(out, "{p}");
     }
     if errors > 0 {
-        let _ = writeln!(out, "{errors} error(s), {warnings} warning(s)");
+        let _ = writeln!(
+            out,
+            "{errors} error(s), {warnings} warning(s)"
+        );
         return Err(Failure::Usage(String::new()));
     }
     let _ = match &config {
