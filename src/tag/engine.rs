@@ -1,14 +1,17 @@
 //! The compiled rules and the scoring of one item.
 //!
-//! Every term of every tag and list is compiled into ONE Aho–Corasick
-//! automaton (overlapping search, so "Armenian-Azerbaijani" counts for the
-//! phrase and for both words). Each field is normalised once and searched
-//! once. The normaliser leaves words separated by single spaces with a space
-//! at each end, and each pattern is the term with a space before it and
-//! (unless it is a stem) after it: so every hit is a whole-word hit — the
-//! word-boundary check is built into the pattern — and word positions are
-//! counted by counting spaces. Hits covered by a tag's `except` phrases are
-//! then voided, and the tags are scored from the hits that remain:
+//! Every term of every tag and list is compiled into ONE automaton, a trie
+//! walked from each word start (`trie`), which finds every term at every
+//! word, overlapping ones included ("Armenian-Azerbaijani" counts for the
+//! phrase and for both words) — what an overlapping Aho–Corasick search
+//! finds, several times faster on normalised text. Each field is normalised
+//! once and searched once. The normaliser leaves words separated by single
+//! spaces with a space at each end, and each pattern is the term with a
+//! space before it and (unless it is a stem) after it: so every hit is a
+//! whole-word hit — the word-boundary check is built into the pattern — and
+//! a hit's word index is the index of the word start it was found from.
+//! Hits covered by a tag's `except` phrases are then voided, and the tags
+//! are scored from the hits that remain:
 //!
 //! - each *mention* of a tag's own terms adds `weight × field weight`
 //!   (hits of one tag a couple of words apart, like "Collective Security
@@ -19,12 +22,13 @@
 //! - a tag is given when its score reaches its threshold and none of its
 //!   `unless` terms occurs.
 
+use std::cell::RefCell;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-
-use super::normalise::{Normalised, normalise};
+use super::normalise::{Normalised, normalise_into};
 use super::rules::{self, Scoring, Spec, TagSpec, TermSpec};
+use super::trie::Trie;
 use super::{Document, Field, Tagging, TermMatch};
 use crate::problem::{Problem, Problems};
 
@@ -39,12 +43,12 @@ pub struct Rules {
     term_vocabs: Vec<Vec<u32>>,
     /// For each automaton pattern, the terms that normalise to it.
     pattern_terms: Vec<Vec<u32>>,
-    /// For each pattern: its length without the padding spaces, how many
-    /// spaces it holds with them, its words, and whether it is a stem.
+    /// For each pattern: its length without the padding spaces, its words,
+    /// and whether it is a stem.
     pattern_shape: Vec<PatternShape>,
     /// Terms that are some tag's `except` phrase.
     is_except_term: Vec<bool>,
-    automaton: AhoCorasick,
+    automaton: Trie,
     tags: Vec<TagSpec>,
     /// Tag indexes, primary tags first, then secondary, each in file order.
     order: Vec<usize>,
@@ -53,7 +57,6 @@ pub struct Rules {
 #[derive(Debug, Clone, Copy)]
 struct PatternShape {
     len: usize,
-    spaces: u32,
     words: u32,
     stem: bool,
 }
@@ -83,7 +86,7 @@ struct VocabHit {
 }
 
 /// What made a tag's score.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Reason {
     /// This many mentions of the tag's own terms in one field.
     Mentions(usize),
@@ -97,8 +100,8 @@ pub(crate) struct Evidence {
     pub reason: Reason,
     pub points: f64,
     pub field: Field,
-    /// Occurrence indexes.
-    pub occurrences: Vec<u32>,
+    /// Its occurrence indexes, in [`Evaluation::picked`].
+    occurrences: Range<usize>,
 }
 
 /// A tag's score on one item.
@@ -108,17 +111,33 @@ pub(crate) struct TagOutcome {
     pub given: bool,
     /// An `unless` term occurred.
     pub vetoed: bool,
-    pub evidence: Vec<Evidence>,
+    /// Its evidence, in [`Evaluation::evidence`].
+    evidence: Range<usize>,
 }
 
-/// Everything the engine worked out about one item.
-#[derive(Debug, Clone)]
+/// Everything the engine worked out about one item. Its vectors are reused
+/// from item to item (see [`Rules::tag`]), so evidence lists are ranges into
+/// shared vectors rather than vectors of their own.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Evaluation {
     pub texts: [Normalised; 3],
     pub occurrences: Vec<Occurrence>,
     /// One per tag, in file order.
     pub outcomes: Vec<TagOutcome>,
+    evidence: Vec<Evidence>,
+    picked: Vec<u32>,
+    hits: Hits,
+    excepts: Vec<Occurrence>,
 }
+
+thread_local! {
+    /// Buffers for [`Rules::tag`], so tagging allocates only its result.
+    static SCRATCH: RefCell<Evaluation> = RefCell::default();
+}
+
+/// Scratch buffers larger than this are dropped after use, so one huge item
+/// does not pin its memory for the life of the thread.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
 impl Rules {
     /// Reads and compiles a rules file. `Ok` carries warnings (such as a term
@@ -169,7 +188,6 @@ impl Rules {
                 let inner_spaces = term.pattern.bytes().filter(|&b| b == b' ').count() as u32;
                 pattern_shape.push(PatternShape {
                     len: term.pattern.len(),
-                    spaces: padded.bytes().filter(|&b| b == b' ').count() as u32,
                     words: inner_spaces + 1,
                     stem: term.wildcard,
                 });
@@ -187,22 +205,8 @@ impl Rules {
                 }
             }
         }
-        // Every pattern starts with a space, so a start-byte prefilter
-        // would stop at every word. The contiguous NFA measured as fast as
-        // the DFA on article text while taking a tenth of the memory (the
-        // DFA's 3 MB table does not stay in cache).
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .prefilter(false)
-            .build(&patterns)
-            .or_else(|_| {
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .prefilter(false)
-                    .build(&patterns)
-            })
-            .map_err(|e| Problem::error(path, None, None, format!("cannot compile the terms: {e}")))?;
+        // Patterns are matched from word starts, without their leading space.
+        let automaton = Trie::new(&patterns.iter().map(|p| &p.as_bytes()[1..]).collect::<Vec<_>>());
         let mut order: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].primary).collect();
         order.extend((0..tags.len()).filter(|&i| !tags[i].primary));
         Ok(Rules {
@@ -281,8 +285,21 @@ impl Rules {
 
     /// Tags one item.
     pub fn tag(&self, doc: &Document) -> Tagging {
-        let eval = self.evaluate(doc);
-        self.tagging(doc, &eval)
+        let reused = SCRATCH.try_with(|scratch| {
+            let mut eval = scratch.try_borrow_mut().ok()?;
+            self.evaluate_into(doc, &mut eval);
+            let tagging = self.tagging(doc, &eval);
+            if eval.texts.iter().map(|t| t.padded().len()).sum::<usize>() > SCRATCH_KEEP_BYTES {
+                *eval = Evaluation::default();
+            }
+            Some(tagging)
+        });
+        match reused {
+            Ok(Some(tagging)) => tagging,
+            // The thread is being torn down (or, impossibly, tagging
+            // re-entered): fresh buffers.
+            _ => self.tagging(doc, &self.evaluate(doc)),
+        }
     }
 
     pub(crate) fn tag_spec(&self, tag: usize) -> &TagSpec {
@@ -301,6 +318,7 @@ impl Rules {
     pub(crate) fn tagging(&self, doc: &Document, eval: &Evaluation) -> Tagging {
         let mut tags = Vec::new();
         let mut matches: Vec<TermMatch> = Vec::new();
+        let mut seen: Vec<(u32, Field)> = Vec::new();
         for &t in &self.order {
             let outcome = &eval.outcomes[t];
             if !outcome.given {
@@ -309,9 +327,9 @@ impl Rules {
             let name = &self.tags[t].name;
             tags.push(name.clone());
             // Each term once per field: the first place it counted.
-            let mut seen: Vec<(u32, Field)> = Vec::new();
-            for ev in outcome.evidence.iter().filter(|e| e.points > 0.0) {
-                for &o in &ev.occurrences {
+            seen.clear();
+            for ev in eval.evidence(outcome).iter().filter(|e| e.points > 0.0) {
+                for &o in eval.picked(ev) {
                     let occ = &eval.occurrences[o as usize];
                     if seen.contains(&(occ.term, occ.field)) {
                         continue;
@@ -349,68 +367,81 @@ impl Rules {
 
     /// Normalises, searches and scores one item.
     pub(crate) fn evaluate(&self, doc: &Document) -> Evaluation {
-        let texts = Field::ALL.map(|f| normalise(doc.field(f)));
-        let mut occurrences = Vec::new();
-        for field in Field::ALL {
-            let first = occurrences.len();
-            self.find(texts[field as usize].padded(), field, &mut occurrences);
-            // Hits arrive in order of their ends; rules want them by start.
-            occurrences[first..].sort_by_key(|o| (o.word, o.word_end));
-        }
-        self.void_excepted(&mut occurrences);
-        let hits = self.vocab_hits(&occurrences);
-        let outcomes = (0..self.tags.len()).map(|t| self.score_tag(t, &hits)).collect();
-        Evaluation {
+        let mut eval = Evaluation::default();
+        self.evaluate_into(doc, &mut eval);
+        eval
+    }
+
+    /// [`Rules::evaluate`] into `eval`, reusing its buffers.
+    fn evaluate_into(&self, doc: &Document, eval: &mut Evaluation) {
+        let Evaluation {
             texts,
             occurrences,
             outcomes,
+            evidence,
+            picked,
+            hits,
+            excepts,
+        } = eval;
+        occurrences.clear();
+        for field in Field::ALL {
+            let text = &mut texts[field as usize];
+            normalise_into(doc.field(field), text);
+            self.find(text, field, occurrences);
+        }
+        self.void_excepted(occurrences, excepts);
+        self.vocab_hits(occurrences, hits);
+        outcomes.clear();
+        evidence.clear();
+        picked.clear();
+        for t in 0..self.tags.len() {
+            outcomes.push(self.score_tag(t, hits, evidence, picked));
         }
     }
 
-    /// Every term occurrence in one normalised, padded field.
-    fn find(&self, padded: &str, field: Field, out: &mut Vec<Occurrence>) {
-        if padded.len() < 3 {
-            return;
-        }
-        let bytes = padded.as_bytes();
-        // Spaces before `counted`: the word index of what follows.
-        let (mut counted, mut spaces) = (0usize, 0u32);
-        for m in self.automaton.find_overlapping_iter(padded) {
-            let end = m.end();
-            spaces += bytes[counted..end].iter().filter(|&&b| b == b' ').count() as u32;
-            counted = end;
-            let p = m.pattern().as_usize();
-            let shape = self.pattern_shape[p];
-            let word = spaces - shape.spaces;
-            // The pattern's leading space sits at padded `m.start()`, which
-            // is where its first word starts in the unpadded text.
-            let start = m.start();
-            let mut stop = start + shape.len;
-            if shape.stem {
-                stop += bytes[stop + 1..].iter().position(|&b| b == b' ').unwrap_or(0);
-            }
-            for &t in &self.pattern_terms[p] {
-                out.push(Occurrence {
-                    term: t,
-                    field,
-                    start,
-                    end: stop,
-                    word,
-                    word_end: word + shape.words - 1,
-                    void: false,
-                });
-            }
+    /// Every term occurrence in one normalised field, ordered by first
+    /// word, then by last word, then by end.
+    fn find(&self, text: &Normalised, field: Field, out: &mut Vec<Occurrence>) {
+        let bytes = text.padded().as_bytes();
+        for (word, &from) in text.word_starts().iter().enumerate() {
+            let word = word as u32;
+            self.automaton.walk(bytes, from as usize, |p, _| {
+                let shape = self.pattern_shape[p as usize];
+                // The pattern's leading space sits at padded `from - 1`,
+                // which is where its first word starts in the unpadded text.
+                let start = from as usize - 1;
+                let mut stop = start + shape.len;
+                if shape.stem {
+                    stop += bytes
+                        .get(stop + 1..)
+                        .and_then(|rest| rest.iter().position(|&b| b == b' '))
+                        .unwrap_or(0);
+                }
+                for &t in &self.pattern_terms[p as usize] {
+                    out.push(Occurrence {
+                        term: t,
+                        field,
+                        start,
+                        end: stop,
+                        word,
+                        word_end: word + shape.words - 1,
+                        void: false,
+                    });
+                }
+            });
         }
     }
 
     /// Voids occurrences covered by (or just after) an `except` phrase of
     /// the tag that owns the term.
-    fn void_excepted(&self, occurrences: &mut [Occurrence]) {
-        let phrases_found: Vec<Occurrence> = occurrences
-            .iter()
-            .filter(|o| self.is_except_term[o.term as usize])
-            .copied()
-            .collect();
+    fn void_excepted(&self, occurrences: &mut [Occurrence], phrases_found: &mut Vec<Occurrence>) {
+        phrases_found.clear();
+        phrases_found.extend(
+            occurrences
+                .iter()
+                .filter(|o| self.is_except_term[o.term as usize])
+                .copied(),
+        );
         if phrases_found.is_empty() {
             return;
         }
@@ -431,8 +462,10 @@ impl Rules {
 
     /// The live occurrences seen through every vocabulary they belong to,
     /// grouped by vocabulary, each group in field and word order.
-    fn vocab_hits(&self, occurrences: &[Occurrence]) -> Hits {
-        let mut offsets = vec![0u32; self.vocabs.len() + 1];
+    fn vocab_hits(&self, occurrences: &[Occurrence], out: &mut Hits) {
+        let Hits { hits, offsets, next } = out;
+        offsets.clear();
+        offsets.resize(self.vocabs.len() + 1, 0);
         for o in occurrences.iter().filter(|o| !o.void) {
             for &v in &self.term_vocabs[o.term as usize] {
                 offsets[v as usize + 1] += 1;
@@ -441,14 +474,16 @@ impl Rules {
         for v in 0..self.vocabs.len() {
             offsets[v + 1] += offsets[v];
         }
-        let mut next = offsets.clone();
+        next.clear();
+        next.extend_from_slice(offsets);
         let empty = VocabHit {
             field: Field::Title,
             word: 0,
             word_end: 0,
             occ: 0,
         };
-        let mut hits = vec![empty; offsets[self.vocabs.len()] as usize];
+        hits.clear();
+        hits.resize(offsets[self.vocabs.len()] as usize, empty);
         for (i, o) in occurrences.iter().enumerate() {
             if o.void {
                 continue;
@@ -464,13 +499,20 @@ impl Rules {
                 *at += 1;
             }
         }
-        Hits { hits, offsets }
     }
 
-    fn score_tag(&self, t: usize, hits: &Hits) -> TagOutcome {
+    /// Scores tag `t`, appending its evidence to `evidence` and their
+    /// occurrence indexes to `picked`.
+    fn score_tag(
+        &self,
+        t: usize,
+        hits: &Hits,
+        evidence: &mut Vec<Evidence>,
+        picked: &mut Vec<u32>,
+    ) -> TagOutcome {
         let tag = &self.tags[t];
         let fw = self.scoring.field_weights;
-        let mut evidence = Vec::new();
+        let first_evidence = evidence.len();
         let vetoed = tag.unless.is_some_and(|v| !hits.of(v).is_empty());
 
         for field in Field::ALL {
@@ -484,11 +526,13 @@ impl Rules {
                 }
                 end = end.max(h.word_end);
             }
+            let from = picked.len();
+            picked.extend(own.iter().map(|h| h.occ));
             evidence.push(Evidence {
                 reason: Reason::Mentions(mentions),
                 points: mentions as f64 * tag.weight * fw[field as usize],
                 field,
-                occurrences: own.iter().map(|h| h.occ).collect(),
+                occurrences: from..picked.len(),
             });
         }
 
@@ -505,14 +549,28 @@ impl Rules {
                         {
                             continue;
                         }
-                        let slots: Vec<&[VocabHit]> =
-                            rule.slots.iter().map(|&s| of_field(hits.of(s), field)).collect();
-                        if let Some(occurrences) = tightest_window(&slots, within) {
+                        if rule.slots.iter().any(|&s| of_field(hits.of(s), field).is_empty()) {
+                            continue;
+                        }
+                        // Rules have a few slots: no allocation for up to eight.
+                        let mut few: [&[VocabHit]; 8] = [&[]; 8];
+                        let many: Vec<&[VocabHit]>;
+                        let slots: &[&[VocabHit]] = if rule.slots.len() <= few.len() {
+                            for (slot, &s) in few.iter_mut().zip(&rule.slots) {
+                                *slot = of_field(hits.of(s), field);
+                            }
+                            &few[..rule.slots.len()]
+                        } else {
+                            many = rule.slots.iter().map(|&s| of_field(hits.of(s), field)).collect();
+                            &many
+                        };
+                        let from = picked.len();
+                        if tightest_window(slots, within, picked) {
                             evidence.push(Evidence {
                                 reason: Reason::Rule(r),
                                 points: rule.weight * fw[field as usize],
                                 field,
-                                occurrences,
+                                occurrences: from..picked.len(),
                             });
                         }
                     }
@@ -527,7 +585,7 @@ impl Rules {
                     }
                     // Each slot's best hit is its hit in the heaviest field;
                     // the rule counts as much as the weakest of those.
-                    let mut chosen = Vec::new();
+                    let from = picked.len();
                     let mut weakest: Option<(f64, Field)> = None;
                     for &s in &rule.slots {
                         let best = hits
@@ -536,11 +594,11 @@ impl Rules {
                             .filter(allowed)
                             .max_by(|a, b| fw[a.field as usize].total_cmp(&fw[b.field as usize]));
                         let Some(best) = best else {
-                            chosen.clear();
+                            picked.truncate(from);
                             weakest = None;
                             break;
                         };
-                        chosen.push(best.occ);
+                        picked.push(best.occ);
                         let w = fw[best.field as usize];
                         if weakest.is_none_or(|(x, _)| w < x) {
                             weakest = Some((w, best.field));
@@ -551,25 +609,35 @@ impl Rules {
                             reason: Reason::Rule(r),
                             points: rule.weight * w,
                             field,
-                            occurrences: chosen,
+                            occurrences: from..picked.len(),
                         });
                     }
                 }
             }
         }
 
-        let score: f64 = evidence.iter().map(|e| e.points).sum();
+        let score: f64 = evidence[first_evidence..].iter().map(|e| e.points).sum();
         TagOutcome {
             score,
             // The tolerance keeps sums like 1.5 - 0.5 from missing 1.0 by rounding.
             given: !vetoed && score >= tag.threshold - 1e-9,
             vetoed,
-            evidence,
+            evidence: first_evidence..evidence.len(),
         }
     }
 }
 
 impl Evaluation {
+    /// A tag's evidence.
+    pub(crate) fn evidence(&self, outcome: &TagOutcome) -> &[Evidence] {
+        self.evidence.get(outcome.evidence.clone()).unwrap_or(&[])
+    }
+
+    /// The occurrence indexes behind one piece of evidence.
+    pub(crate) fn picked(&self, evidence: &Evidence) -> &[u32] {
+        self.picked.get(evidence.occurrences.clone()).unwrap_or(&[])
+    }
+
     /// The byte range in the original field text of an occurrence, on
     /// character boundaries.
     pub(crate) fn original_range(&self, doc: &Document, occ: &Occurrence) -> (usize, usize) {
@@ -588,10 +656,13 @@ impl Evaluation {
 }
 
 /// Live hits grouped by vocabulary.
+#[derive(Debug, Clone, Default)]
 struct Hits {
     hits: Vec<VocabHit>,
     /// Vocabulary `v`'s hits are `hits[offsets[v]..offsets[v + 1]]`.
     offsets: Vec<u32>,
+    /// Where the next hit of each vocabulary goes, while filling.
+    next: Vec<u32>,
 }
 
 impl Hits {
@@ -608,49 +679,84 @@ fn of_field(hits: &[VocabHit], field: Field) -> &[VocabHit] {
 }
 
 /// One hit per slot, all within `within` words (first word of the first to
-/// last word of the last), choosing the tightest such set; `None` when no
-/// set fits. Each slot's hits are sorted by first word.
-fn tightest_window(slots: &[&[VocabHit]], within: u32) -> Option<Vec<u32>> {
+/// last word of the last), choosing the tightest such set, appended to
+/// `picked`; `false` when no set fits. Each slot's hits are sorted by first
+/// word.
+fn tightest_window(slots: &[&[VocabHit]], within: u32, picked: &mut Vec<u32>) -> bool {
     if slots.iter().any(|s| s.is_empty()) {
-        return None;
+        return false;
     }
-    // For each slot, the smallest last-word among its hits from i onwards.
-    let suffix_min: Vec<Vec<(u32, usize)>> = slots
-        .iter()
-        .map(|s| {
-            let mut out = vec![(u32::MAX, 0); s.len()];
-            let mut best = (u32::MAX, 0);
-            for i in (0..s.len()).rev() {
-                if s[i].word_end < best.0 {
-                    best = (s[i].word_end, i);
-                }
-                out[i] = best;
+    // For each slot, the smallest last-word among its hits from i onwards
+    // (and which hit has it), slot after slot in one vector.
+    let mut suffix_min: Vec<(u32, usize)> = Vec::with_capacity(slots.iter().map(|s| s.len()).sum());
+    for s in slots {
+        let at = suffix_min.len();
+        suffix_min.resize(at + s.len(), (u32::MAX, 0));
+        let mut best = (u32::MAX, 0);
+        for i in (0..s.len()).rev() {
+            if s[i].word_end < best.0 {
+                best = (s[i].word_end, i);
             }
-            out
-        })
-        .collect();
-    let mut best: Option<(u32, Vec<u32>)> = None;
-    for start in slots.iter().flat_map(|s| s.iter().map(|h| h.word)) {
-        let mut last = start;
-        let mut picks = Vec::with_capacity(slots.len());
-        for (s, mins) in slots.iter().zip(&suffix_min) {
-            let i = s.partition_point(|h| h.word < start);
-            let Some(&(end, at)) = mins.get(i) else {
-                picks.clear();
-                break;
-            };
-            last = last.max(end);
-            picks.push(s[at].occ);
-        }
-        if picks.len() != slots.len() {
-            continue;
-        }
-        let span = last - start;
-        if span <= within && best.as_ref().is_none_or(|(b, _)| span < *b) {
-            best = Some((span, picks));
+            suffix_min[at + i] = best;
         }
     }
-    best.map(|(_, picks)| picks)
+    // The hit each slot takes for a window starting at word `start`, and
+    // the window's last word; `None` when some slot has nothing from there.
+    let window = |start: u32, mut take: Option<&mut Vec<u32>>| -> Option<u32> {
+        let mut last = start;
+        let mut at = 0;
+        for s in slots {
+            let mins = &suffix_min[at..at + s.len()];
+            at += s.len();
+            let i = s.partition_point(|h| h.word < start);
+            let &(end, hit) = mins.get(i)?;
+            last = last.max(end);
+            if let Some(take) = take.as_mut() {
+                take.push(s[hit].occ);
+            }
+        }
+        Some(last)
+    };
+    let mut best: Option<(u32, u32)> = None;
+    let mut consider = |start: u32, last: u32| {
+        let span = last - start;
+        if span <= within && best.is_none_or(|(b, _)| span < b) {
+            best = Some((span, start));
+        }
+    };
+    if slots.len() <= 8 {
+        // The starts of one slot come in word order, so where each slot's
+        // hits begin only moves forward: a cursor per slot instead of a
+        // binary search per start and slot. Same starts, same order.
+        for from in slots {
+            let mut cursors = [0usize; 8];
+            'start: for start in from.iter().map(|h| h.word) {
+                let mut last = start;
+                let mut at = 0;
+                for (s, cursor) in slots.iter().zip(cursors.iter_mut()) {
+                    while s.get(*cursor).is_some_and(|h| h.word < start) {
+                        *cursor += 1;
+                    }
+                    let Some(&(end, _)) = suffix_min.get(at + *cursor).filter(|_| *cursor < s.len()) else {
+                        continue 'start;
+                    };
+                    at += s.len();
+                    last = last.max(end);
+                }
+                consider(start, last);
+            }
+        }
+    } else {
+        for start in slots.iter().flat_map(|s| s.iter().map(|h| h.word)) {
+            if let Some(last) = window(start, None) {
+                consider(start, last);
+            }
+        }
+    }
+    match best {
+        Some((_, start)) => window(start, Some(picked)).is_some(),
+        None => false,
+    }
 }
 
 #[cfg(test)]

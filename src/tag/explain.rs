@@ -35,7 +35,7 @@ fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging
     }
     for &t in rules.order() {
         let outcome = &eval.outcomes[t];
-        if outcome.evidence.is_empty() && !outcome.vetoed {
+        if eval.evidence(outcome).is_empty() && !outcome.vetoed {
             continue;
         }
         let spec = rules.tag_spec(t);
@@ -50,7 +50,7 @@ fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging
             "  {} ({kind}): {:.2} of {:.2} needed, {status}",
             spec.name, outcome.score, spec.threshold
         );
-        for ev in &outcome.evidence {
+        for ev in eval.evidence(outcome) {
             let what = match ev.reason {
                 Reason::Mentions(1) => "1 mention".to_string(),
                 Reason::Mentions(n) => format!("{n} mentions"),
@@ -60,7 +60,7 @@ fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging
                 },
             };
             let _ = writeln!(out, "    {:+.2} {} {what}", ev.points, ev.field.as_str());
-            for &o in &ev.occurrences {
+            for &o in eval.picked(ev) {
                 let occ = &eval.occurrences[o as usize];
                 let (start, end) = eval.original_range(doc, occ);
                 let _ = writeln!(

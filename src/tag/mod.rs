@@ -3,8 +3,9 @@
 //!
 //! - `rules`: the rules file format and its validation, with line numbers;
 //! - `normalise`: the one-pass text normaliser with an offset map;
-//! - `engine`: compiled rules (one Aho–Corasick automaton over every term)
+//! - `engine`: compiled rules (one automaton over every term, see `trie`)
 //!   and the scoring of an item;
+//! - `trie`: that automaton, a trie walked from each word start;
 //! - `explain`: the human-readable account behind `cstowatch tag --explain`;
 //! - `cli`: `cstowatch tag`, JSON Lines in and out.
 
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod explain;
 pub mod normalise;
 pub mod rules;
+mod trie;
 
 use serde::{Deserialize, Serialize};
 

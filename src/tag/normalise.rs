@@ -34,6 +34,8 @@ pub struct Normalised {
     /// `(normalised offset, original offset)` wherever the distance between
     /// the two changes; between anchors, offsets advance together.
     anchors: Vec<(usize, usize)>,
+    /// Where each word starts in the padded text (just after a space).
+    starts: Vec<u32>,
 }
 
 impl Normalised {
@@ -47,6 +49,11 @@ impl Normalised {
     /// The text with a space before the first word and after the last.
     pub(crate) fn padded(&self) -> &str {
         &self.padded
+    }
+
+    /// Where each word starts in [`Normalised::padded`], in order.
+    pub(crate) fn word_starts(&self) -> &[u32] {
+        &self.starts
     }
 
     /// The byte offset in the original text that produced the byte at
@@ -91,15 +98,32 @@ const CLASS: [u8; 256] = {
 
 /// Normalises `input` (see the module documentation).
 pub fn normalise(input: &str) -> Normalised {
+    let mut out = Normalised::default();
+    normalise_into(input, &mut out);
+    out
+}
+
+/// [`normalise`] into `into`, reusing its buffers.
+pub(crate) fn normalise_into(input: &str, into: &mut Normalised) {
+    let mut out = std::mem::take(&mut into.padded).into_bytes();
+    out.clear();
+    out.reserve(input.len() + 2);
+    let mut anchors = std::mem::take(&mut into.anchors);
+    anchors.clear();
+    // Offsets are kept in the padded text, whose byte 1 is the first byte
+    // of the input that survives.
+    anchors.push((1, 0));
+    let mut starts = std::mem::take(&mut into.starts);
+    starts.clear();
     let mut w = Writer {
-        out: Vec::with_capacity(input.len() + 2),
-        // Offsets are kept in the padded text, whose byte 1 is the first
-        // byte of the input that survives.
-        anchors: vec![(1, 0)],
+        out,
+        anchors,
+        starts,
         delta: -1,
         dirty: true,
     };
     w.out.push(b' ');
+    w.starts.push(1);
     let bytes = input.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -108,8 +132,17 @@ pub fn normalise(input: &str) -> Normalised {
             if w.dirty {
                 w.anchor(i);
             }
+            // The rest of the ASCII word, in a loop of its own.
             w.out.push(class);
             i += 1;
+            while let Some(&b) = bytes.get(i) {
+                let class = CLASS[b as usize];
+                if class <= SPECIAL {
+                    break;
+                }
+                w.out.push(class);
+                i += 1;
+            }
             continue;
         }
         if class == SEPARATOR {
@@ -126,6 +159,15 @@ pub fn normalise(input: &str) -> Normalised {
                 w.separate();
                 i += 1;
             }
+            continue;
+        }
+        // Dashes, typographic quotes and the like (U+2010..=U+205E) and
+        // NBSP or guillemets, followed by ASCII (so by no combining mark):
+        // NFKC, case and folding all end in a separator, so skip them.
+        if let Some(len) = punctuation_len(&bytes[i..]) {
+            w.dirty = true;
+            w.separate();
+            i += len;
             continue;
         }
         // A non-ASCII character with the combining marks that follow it:
@@ -153,7 +195,24 @@ pub fn normalise(input: &str) -> Normalised {
         }
         w.push_cluster(&input[start..i], start);
     }
-    w.finish()
+    *into = w.finish();
+}
+
+/// The length of the punctuation character at the start of `bytes` when it
+/// is one that folds to a separator and no combining mark follows it.
+#[inline]
+fn punctuation_len(bytes: &[u8]) -> Option<usize> {
+    let len = match bytes {
+        // Not U+2017 or U+203E: NFKC gives a space and a combining mark.
+        [0xe2, 0x80, 0x97 | 0xbe, ..] => return None,
+        [0xe2, 0x80, 0x90..=0xbf, ..] | [0xe2, 0x81, 0x80..=0x9e, ..] => 3,
+        [0xc2, 0xa0 | 0xab | 0xbb, ..] => 2,
+        _ => return None,
+    };
+    match bytes.get(len) {
+        Some(next) if !next.is_ascii() => None,
+        _ => Some(len),
+    }
 }
 
 /// Characters NFKC leaves alone can skip the normaliser's iterator machinery.
@@ -172,6 +231,7 @@ pub fn is_word_char(c: char) -> bool {
 struct Writer {
     out: Vec<u8>,
     anchors: Vec<(usize, usize)>,
+    starts: Vec<u32>,
     delta: isize,
     /// The distance between input and output may have changed since the
     /// last anchor (a separator run or a slow-path character).
@@ -196,6 +256,7 @@ impl Writer {
     fn separate(&mut self) {
         if self.out.last() != Some(&b' ') {
             self.out.push(b' ');
+            self.starts.push(self.out.len() as u32);
         }
         self.dirty = true;
     }
@@ -244,11 +305,16 @@ impl Writer {
 
     fn finish(mut self) -> Normalised {
         self.separate();
+        // The space after the last word starts nothing.
+        if self.starts.last() == Some(&(self.out.len() as u32)) {
+            self.starts.pop();
+        }
         let padded = String::from_utf8(self.out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Normalised {
             padded,
             anchors: self.anchors,
+            starts: self.starts,
         }
     }
 }
@@ -403,6 +469,23 @@ mod tests {
         assert_eq!(n("ＣＳＴＯ"), "csto");
         assert_eq!(n("ﬁnal"), "final");
         assert_eq!(n("La\u{e7}\u{131}n"), "laçın");
+    }
+
+    #[test]
+    fn punctuation_shortcut_agrees_with_the_full_path() {
+        // A character the shortcut takes (it is followed by ASCII) must be
+        // one the full path (taken when a non-ASCII letter follows) turns
+        // into a plain separator.
+        let mut taken = 0;
+        for c in ('\u{2000}'..='\u{206f}').chain(['\u{a0}', '\u{ab}', '\u{bb}', '\u{ad}']) {
+            if punctuation_len(format!("{c}b").as_bytes()).is_none() {
+                continue;
+            }
+            taken += 1;
+            assert_eq!(n(&format!("a{c}é")), "a é", "U+{:04X}", c as u32);
+            assert_eq!(n(&format!("a{c}b")), "a b", "U+{:04X}", c as u32);
+        }
+        assert_eq!(taken, 0x205f - 0x2010 - 2 + 3);
     }
 
     #[test]
