@@ -306,7 +306,7 @@ impl Config {
     /// Parses and validates config text that was read from `path`.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, Problems> {
         let raw: RawConfig =
-            toml::from_str(text).map_err(|e| Problems(vec![toml_problem(path, text, &e)]))?;
+            toml::from_str(text).map_err(|e| Problems(vec![Problem::from_toml_error(path, text, &e)]))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut problems = Vec::new();
         let at_line = |span: std::ops::Range<usize>| Some(line_of_offset(text, span.start));
@@ -642,36 +642,6 @@ fn build_digest(raw: RawDigest, path: &Path, text: &str, problems: &mut Vec<Prob
         schedule,
         alert_tags: raw.alert_tags,
     }
-}
-
-/// Turns a toml/serde error into a located problem: file, line, and the key
-/// (toml names it in the message for unknown fields and bad values).
-fn toml_problem(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
-    let line = e.span().map(|s| line_of_offset(text, s.start));
-    let message = e.message().trim().to_string();
-    let key = e.span().and_then(|s| key_at(text, s.start));
-    Problem::error(path, line, key, message)
-}
-
-/// The key written on the line holding `offset` (`interval = "x"` → `interval`),
-/// prefixed by the table header above it.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[start..].lines().next()?;
-    let key = line.split('=').next()?.trim();
-    let table = text[..start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    if key.is_empty() || key.starts_with('[') || !line.contains('=') {
-        return table;
-    }
-    Some(match table {
-        Some(t) => format!("{t}.{key}"),
-        None => key.to_string(),
-    })
 }
 
 #[cfg(test)]

@@ -52,6 +52,35 @@ impl Problem {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// A toml/serde error as a located problem: file, line, and the key
+    /// (`[[tag.rule]]` + `within = "x"` → `tag.rule.within`).
+    pub fn from_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
+        let line = e.span().map(|s| line_of_offset(text, s.start));
+        let key = e.span().and_then(|s| key_at(text, s.start));
+        Problem::error(path, line, key, e.message().trim().to_string())
+    }
+}
+
+/// The key written on the line holding `offset`, prefixed by the table
+/// header above it.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('[') || !line.contains('=') {
+        return table;
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// 1-based line number of a byte offset in `text`.

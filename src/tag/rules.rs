@@ -340,7 +340,8 @@ fn finite(
 /// Parses and checks rules text read from `path`. `Ok` carries the checked
 /// rules and the warnings; `Err` every error found (and the warnings).
 pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Problems> {
-    let raw: RawRules = toml::from_str(text).map_err(|e| Problems(vec![toml_problem(path, text, &e)]))?;
+    let raw: RawRules =
+        toml::from_str(text).map_err(|e| Problems(vec![Problem::from_toml_error(path, text, &e)]))?;
     let mut c = Checker {
         path,
         text,
@@ -711,33 +712,6 @@ fn bad_name_message(name: &str) -> String {
     format!(
         "name {name:?} must be lower-case letters, digits and inner hyphens (like \"armenia-azerbaijan\"): it becomes a Telegram hashtag"
     )
-}
-
-fn toml_problem(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
-    let line = e.span().map(|s| line_of_offset(text, s.start));
-    let key = e.span().and_then(|s| key_at(text, s.start));
-    Problem::error(path, line, key, e.message().trim().to_string())
-}
-
-/// The key written on the line holding `offset`, prefixed by the table
-/// header above it (`[[tag.rule]]` + `within = "x"` → `tag.rule.within`).
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-    let line = text[start..].lines().next()?;
-    let table = text[..start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let key = line.split('=').next()?.trim();
-    if key.is_empty() || key.starts_with('[') || !line.contains('=') {
-        return table;
-    }
-    Some(match table {
-        Some(t) => format!("{t}.{key}"),
-        None => key.to_string(),
-    })
 }
 
 #[cfg(test)]
