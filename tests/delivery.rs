@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cstowatch::config::{Config, Token};
 use cstowatch::deliver::outbox::Pacing;
-use cstowatch::deliver::{Deliverer, DeliveryError, Mode, destination_status};
+use cstowatch::deliver::{Deliverer, DeliveryError, DeliveryReport, Mode, destination_status};
 use cstowatch::store::Store;
 use jiff::Timestamp;
 use support::fake_telegram::{self, CHANNEL, Failure, FakeTelegram, GROUP, TOKEN};
@@ -89,6 +89,14 @@ impl Env {
 
     fn deliverer(&self) -> Deliverer {
         self.deliverer_with(Some(Token::new(TOKEN)), fast_pacing())
+    }
+
+    /// A fresh deliverer (as after a restart) sending everything pending at `NOW`.
+    async fn deliver_now(&self) -> DeliveryReport {
+        self.deliverer()
+            .deliver(&self.store, at(NOW), Mode::Force, false)
+            .await
+            .unwrap()
     }
 
     fn deliverer_with(&self, token: Option<Token>, pacing: Pacing) -> Deliverer {
@@ -173,11 +181,7 @@ async fn every_item_once_and_a_restart_sends_nothing_again() {
         &["csto", "armenia-azerbaijan", "pashinyan"],
     );
 
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     assert_eq!(report.items_delivered(), 3);
     assert_eq!(report.errors().count(), 0);
     let accepted = fake.accepted();
@@ -238,11 +242,7 @@ async fn every_item_once_and_a_restart_sends_nothing_again() {
 async fn nothing_pending_sends_nothing() {
     let fake = FakeTelegram::start().await;
     let env = Env::for_fake(&fake);
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     assert_eq!(report.messages_sent(), 0);
     assert!(fake.requests().is_empty());
 }
@@ -321,11 +321,7 @@ async fn a_429_storm_delivers_everything_without_a_request_inside_a_penalty() {
         Failure::TooManyRequests { retry_after: 1 },
     ];
     fake.fail_next(storm);
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     assert_eq!(report.errors().count(), 0, "{report:?}");
     assert_eq!(report.items_delivered(), 70);
     assert_eq!(links_sent(&fake), (0..70).map(item_url).collect::<Vec<_>>());
@@ -386,11 +382,7 @@ async fn hostile_titles_are_all_accepted_and_shown_verbatim() {
         start + Duration::from_secs(3600),
         &["csto", "<i>"],
     );
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     assert_eq!(report.errors().count(), 0, "{report:?}");
     let accepted = fake.accepted();
     assert_eq!(accepted.len(), 1);
@@ -427,11 +419,7 @@ async fn seventy_items_split_into_valid_messages_with_none_lost() {
         );
         env.add(&title, start + Duration::from_secs(60 * i), tags);
     }
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     assert_eq!(report.errors().count(), 0);
     let accepted = fake.accepted();
     assert!(accepted.len() >= 4, "{} messages", accepted.len());
@@ -523,11 +511,7 @@ async fn a_digest_of_exactly_4096_characters_is_one_message() {
     let fake = FakeTelegram::start().await;
     let env = Env::for_fake(&fake);
     digest_of_exactly(&env, 4096).await;
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     assert_eq!(report.errors().count(), 0, "{report:?}");
     let accepted = fake.accepted();
     assert_eq!(accepted.len(), 1);
@@ -553,11 +537,7 @@ async fn one_character_more_splits_into_two_valid_messages() {
             )
             .unwrap();
     }
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     assert_eq!(report.errors().count(), 0, "{report:?}");
     let accepted = fake.accepted();
     assert_eq!(accepted.len(), 2);
@@ -637,11 +617,7 @@ async fn a_network_error_keeps_items_and_never_shows_the_token() {
         "every = \"6h\"",
     );
     env.add("CSTO drills", at("2026-11-22T18:00:00Z"), &["csto"]);
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     let (_, error) = report.errors().next().expect("the failure is reported");
     assert!(!error.contains(TOKEN) && !error.contains("SECRET"), "{error}");
     assert!(error.contains("unreachable"), "{error}");
@@ -665,11 +641,7 @@ async fn a_403_is_loud_keeps_items_pending_and_deletes_nothing() {
         &["armenia-azerbaijan"],
     );
     fake.forbid(CHANNEL);
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     let (destination, error) = report.errors().next().unwrap();
     assert_eq!(destination, DEST);
     assert!(error.contains("Forbidden: bot is not a member"), "{error}");
@@ -690,11 +662,7 @@ async fn an_unparsable_message_is_resent_once_as_plain_text() {
     fake.fail_next([Failure::BadRequest(
         "Bad Request: can't parse entities: Unsupported start tag \"x\" at byte offset 0".into(),
     )]);
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     assert_eq!(report.errors().count(), 0);
     let accepted = fake.accepted();
     assert_eq!(accepted.len(), 1);
@@ -1016,11 +984,7 @@ async fn an_unknown_chat_is_reported_and_items_stay_pending() {
         "every = \"6h\"",
     );
     env.add("CSTO drills", at("2026-11-22T18:00:00Z"), &["csto"]);
-    let report = env
-        .deliverer()
-        .deliver(&env.store, at(NOW), Mode::Force, false)
-        .await
-        .unwrap();
+    let report = env.deliver_now().await;
     let (destination, error) = report.errors().next().unwrap();
     assert_eq!(destination, "telegram:@no_such_channel");
     assert!(error.contains("chat not found"), "{error}");
