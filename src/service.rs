@@ -31,6 +31,8 @@ use crate::store::Store;
 
 /// How long shutdown waits for in-flight work before abandoning it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+/// The most a feed's first poll after start is delayed to spread feeds out.
+const MAX_START_JITTER: Duration = Duration::from_secs(5);
 /// How often old items are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(6 * 3600);
 
@@ -201,8 +203,9 @@ async fn feed_worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let interval = feed.interval(&pipeline.config().poll);
-    // Spread feeds over the first tenth of their interval so they do not all fire at once.
-    let mut wait = jitter(&feed.name, interval / 10);
+    // Spread feeds over a few seconds so they do not all fire at once, without
+    // keeping a freshly started service silent for long.
+    let mut wait = jitter(&feed.name, (interval / 10).min(MAX_START_JITTER));
     let name = feed.name.clone();
     if let Ok(Ok(Some(state))) = pipeline.with_store(move |s| s.feed_state(&name)).await
         && let Some(next) = state.next_poll_at
