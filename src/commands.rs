@@ -264,12 +264,17 @@ pub fn status(config_path: &Path) -> CommandResult {
         let last_success = state
             .and_then(|s| s.last_success_at)
             .map_or("never".to_string(), short_time);
+        // The last error, while it is still the feed's latest outcome.
         let error = state
-            .and_then(|s| Some((s.last_error.as_ref()?, s.last_error_at?)))
-            .filter(|_| {
-                state.is_some_and(|s| s.consecutive_failures > 0 || s.last_success_at < s.last_error_at)
+            .filter(|s| s.consecutive_failures > 0 || s.last_success_at < s.last_error_at)
+            .and_then(|s| {
+                Some(format!(
+                    "{} ({})",
+                    s.last_error.as_ref()?,
+                    short_time(s.last_error_at?)
+                ))
             })
-            .map_or(String::new(), |(e, at)| format!("{} ({})", e, short_time(at)));
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "{:<20} {:<8} {:<20} {:>5} {:>6}  {}",

@@ -16,6 +16,14 @@ use url::Url;
 use super::*;
 use crate::fetch::testing::{TestServer, poll_config};
 
+/// Fails naming the first of `absent` that leaked into the extracted text.
+#[track_caller]
+fn assert_absent(text: &str, absent: &[&str]) {
+    for a in absent {
+        assert!(!text.contains(a), "{a:?} leaked into the article text");
+    }
+}
+
 fn page(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/pages")
@@ -60,19 +68,17 @@ fn massispost_second_selector_matches_and_sidebar_is_left_out() {
         "{}",
         &found.text[..80]
     );
-    for absent in [
-        "Recent Posts",
-        "Gavin Newsom",
-        "Share this",
-        "tracking",
-        "Copyright",
-        "Home",
-    ] {
-        assert!(
-            !found.text.contains(absent),
-            "{absent:?} leaked into the article text"
-        );
-    }
+    assert_absent(
+        &found.text,
+        &[
+            "Recent Posts",
+            "Gavin Newsom",
+            "Share this",
+            "tracking",
+            "Copyright",
+            "Home",
+        ],
+    );
 }
 
 #[test]
@@ -83,19 +89,17 @@ fn evn_report_jnews_body_without_related_posts_and_tags() {
     assert_eq!(found.matched, ".jeg_post_content .content-inner");
     assert!(found.text.starts_with("In the midst of the 2020 Artsakh War"));
     assert!(found.text.contains("geography is inescapable"));
-    for absent in [
-        "Related Posts",
-        "Unrelated Story",
-        "Tags:",
-        "Nagorno-Karabakh",
-        "Anahid",
-        "Share on",
-    ] {
-        assert!(
-            !found.text.contains(absent),
-            "{absent:?} leaked into the article text"
-        );
-    }
+    assert_absent(
+        &found.text,
+        &[
+            "Related Posts",
+            "Unrelated Story",
+            "Tags:",
+            "Nagorno-Karabakh",
+            "Anahid",
+            "Share on",
+        ],
+    );
 }
 
 #[test]
@@ -125,12 +129,10 @@ fn no_selector_match_falls_back_to_the_largest_block() {
         &found.text[..80]
     );
     assert!(found.text.contains("“deep concern”"));
-    for absent in ["Reader one", "Most read", "CSTO Does Not Exist?", "tracking"] {
-        assert!(
-            !found.text.contains(absent),
-            "{absent:?} leaked into the article text"
-        );
-    }
+    assert_absent(
+        &found.text,
+        &["Reader one", "Most read", "CSTO Does Not Exist?", "tracking"],
+    );
     // No selectors at all: straight to the fallback.
     assert_eq!(
         extractor(&[]).extract(&page("no_selector_match.html")).unwrap(),

@@ -113,15 +113,6 @@ impl Store {
         tx.commit()?;
         Ok(failures)
     }
-
-    /// Sets when a feed may next be polled (the service's timers survive a restart).
-    pub fn set_next_poll(&mut self, name: &str, at: Timestamp) -> Result<()> {
-        self.conn.execute(
-            "UPDATE feeds SET next_poll_at = ?2 WHERE name = ?1",
-            params![name, to_unix(at)],
-        )?;
-        Ok(())
-    }
 }
 
 /// Creates the feed's row if it is new.

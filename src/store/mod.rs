@@ -94,19 +94,9 @@ impl Store {
         Ok(store)
     }
 
-    /// The file this store lives in.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The raw connection, for the store's submodules and for tests.
     pub fn conn(&self) -> &Connection {
         &self.conn
-    }
-
-    /// The raw connection, mutably (transactions).
-    pub fn conn_mut(&mut self) -> &mut Connection {
-        &mut self.conn
     }
 
     fn configure(&self) -> rusqlite::Result<()> {

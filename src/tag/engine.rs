@@ -24,7 +24,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::normalise::{Normalised, normalise_into};
 use super::rules::{self, Scoring, Spec, TagSpec, TermSpec};
@@ -35,7 +35,6 @@ use crate::problem::{Problem, Problems};
 /// Rules compiled for tagging: immutable, `Send + Sync`, share it with `Arc`.
 #[derive(Debug, Clone)]
 pub struct Rules {
-    path: PathBuf,
     scoring: Scoring,
     terms: Vec<TermSpec>,
     vocabs: Vec<Vec<usize>>,
@@ -157,11 +156,11 @@ impl Rules {
     /// Compiles rules text that was read from `path` (used in messages).
     pub fn from_toml(text: &str, path: &Path) -> Result<(Rules, Vec<Problem>), Problems> {
         let (spec, warnings) = rules::check(text, path)?;
-        let rules = Rules::compile(spec, path).map_err(|e| Problems(vec![e]))?;
+        let rules = Rules::compile(spec).map_err(|e| Problems(vec![e]))?;
         Ok((rules, warnings))
     }
 
-    fn compile(spec: Spec, path: &Path) -> Result<Rules, Problem> {
+    fn compile(spec: Spec) -> Result<Rules, Problem> {
         let Spec {
             scoring,
             terms,
@@ -210,7 +209,6 @@ impl Rules {
         let mut order: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].primary).collect();
         order.extend((0..tags.len()).filter(|&i| !tags[i].primary));
         Ok(Rules {
-            path: path.to_path_buf(),
             scoring,
             terms,
             vocabs,
@@ -224,11 +222,6 @@ impl Rules {
         })
     }
 
-    /// The file these rules came from.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Names of the primary tags, in file order.
     pub fn primary_tags(&self) -> Vec<&str> {
         self.tags
@@ -236,11 +229,6 @@ impl Rules {
             .filter(|t| t.primary)
             .map(|t| t.name.as_str())
             .collect()
-    }
-
-    /// Names of every tag: primary first, then secondary.
-    pub fn tag_names(&self) -> Vec<&str> {
-        self.order.iter().map(|&i| self.tags[i].name.as_str()).collect()
     }
 
     /// Whether `name` is a tag these rules can give.
