@@ -5,7 +5,9 @@
 //! word, overlapping ones included ("Armenian-Azerbaijani" counts for the
 //! phrase and for both words) — what an overlapping Aho–Corasick search
 //! finds, several times faster on normalised text. Each field is normalised
-//! once and searched once. The normaliser leaves words separated by single
+//! once and searched once; the trie is walked only from the words that the
+//! normaliser's `WordFilter` admits (a pattern's first words, and words a
+//! one-word stem begins), about a third of the words of running text. The normaliser leaves words separated by single
 //! spaces with a space at each end, and each pattern is the term with a
 //! space before it and (unless it is a stem) after it: so every hit is a
 //! whole-word hit — the word-boundary check is built into the pattern — and
@@ -25,8 +27,9 @@
 use std::cell::RefCell;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
-use super::normalise::{Normalised, normalise_into};
+use super::normalise::{Normalised, WordFilter, normalise_into};
 use super::rules::{self, Scoring, Spec, TagSpec, TermSpec};
 use super::trie::Trie;
 use super::{Document, Field, Tagging, TermMatch};
@@ -48,7 +51,12 @@ pub struct Rules {
     /// Terms that are some tag's `except` phrase.
     is_except_term: Vec<bool>,
     automaton: Trie,
+    /// The words that can begin a pattern, checked as each word is normalised.
+    starters: WordFilter,
     tags: Vec<TagSpec>,
+    /// Tag names and terms as written, shared with every `TermMatch`.
+    tag_names: Vec<Arc<str>>,
+    terms_written: Vec<Arc<str>>,
     /// Tag indexes, primary tags first, then secondary, each in file order.
     order: Vec<usize>,
 }
@@ -205,10 +213,22 @@ impl Rules {
             }
         }
         // Patterns are matched from word starts, without their leading space.
-        let automaton = Trie::new(&patterns.iter().map(|p| &p.as_bytes()[1..]).collect::<Vec<_>>());
+        let unpadded: Vec<&[u8]> = patterns.iter().map(|p| &p.as_bytes()[1..]).collect();
+        let automaton = Trie::new(&unpadded);
+        // A pattern's first word; a stem when it is the whole pattern.
+        let (mut words, mut stems) = (Vec::new(), Vec::new());
+        for p in &unpadded {
+            match p.iter().position(|&b| b == b' ') {
+                Some(end) => words.push(&p[..end]),
+                None => stems.push(*p),
+            }
+        }
+        let starters = WordFilter::new(&words, &stems);
         let mut order: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].primary).collect();
         order.extend((0..tags.len()).filter(|&i| !tags[i].primary));
         Ok(Rules {
+            tag_names: tags.iter().map(|t| Arc::from(t.name.as_str())).collect(),
+            terms_written: terms.iter().map(|t| Arc::from(t.written.as_str())).collect(),
             scoring,
             terms,
             vocabs,
@@ -217,6 +237,7 @@ impl Rules {
             pattern_shape,
             is_except_term,
             automaton,
+            starters,
             tags,
             order,
         })
@@ -262,6 +283,7 @@ impl Rules {
             .map(|t| std::mem::size_of::<TagSpec>() + t.rules.len() * 128)
             .sum();
         self.automaton.memory_usage()
+            + self.starters.memory_usage()
             + terms
             + vocabs
             + vecs(&self.term_vocabs)
@@ -269,6 +291,12 @@ impl Rules {
             + self.pattern_shape.capacity() * std::mem::size_of::<PatternShape>()
             + self.is_except_term.capacity()
             + tags
+            + self
+                .tag_names
+                .iter()
+                .chain(&self.terms_written)
+                .map(|s| 32 + s.len())
+                .sum::<usize>()
     }
 
     /// Tags one item.
@@ -312,8 +340,8 @@ impl Rules {
             if !outcome.given {
                 continue;
             }
-            let name = &self.tags[t].name;
-            tags.push(name.clone());
+            let name = &self.tag_names[t];
+            tags.push(self.tags[t].name.clone());
             // Each term once per field: the first place it counted.
             seen.clear();
             for ev in eval.evidence(outcome).iter().filter(|e| e.points > 0.0) {
@@ -325,8 +353,8 @@ impl Rules {
                     seen.push((occ.term, occ.field));
                     let (start, end) = eval.original_range(doc, occ);
                     matches.push(TermMatch {
-                        tag: name.clone(),
-                        term: self.terms[occ.term as usize].written.clone(),
+                        tag: Arc::clone(name),
+                        term: Arc::clone(&self.terms_written[occ.term as usize]),
                         field: occ.field,
                         start,
                         end,
@@ -374,7 +402,7 @@ impl Rules {
         occurrences.clear();
         for field in Field::ALL {
             let text = &mut texts[field as usize];
-            normalise_into(doc.field(field), text);
+            normalise_into(doc.field(field), text, Some(&self.starters));
             self.find(text, field, occurrences);
         }
         self.void_excepted(occurrences, excepts);
@@ -391,13 +419,17 @@ impl Rules {
     /// word, then by last word, then by end.
     fn find(&self, text: &Normalised, field: Field, out: &mut Vec<Occurrence>) {
         let bytes = text.padded().as_bytes();
-        for (word, &from) in text.word_starts().iter().enumerate() {
-            let word = word as u32;
-            self.automaton.walk(bytes, from as usize, |p, _| {
+        let starts = text.word_starts();
+        for &word in text.candidates() {
+            let Some(&from) = starts.get(word as usize) else {
+                continue;
+            };
+            let from = from as usize;
+            self.automaton.walk(bytes, from, |p, _| {
                 let shape = self.pattern_shape[p as usize];
-                // The pattern's leading space sits at padded `from - 1`,
-                // which is where its first word starts in the unpadded text.
-                let start = from as usize - 1;
+                // The pattern's leading space sits at padded `from - 1`, which
+                // is where its first word starts in the unpadded text.
+                let start = from - 1;
                 let mut stop = start + shape.len;
                 if shape.stem {
                     stop += bytes
@@ -824,7 +856,7 @@ mod tests {
                 tagging
                     .matches
                     .iter()
-                    .any(|m| m.term == "Armenian-Azerbaijani border"),
+                    .any(|m| &*m.term == "Armenian-Azerbaijani border"),
                 "{t}: {tagging:?}"
             );
         }
@@ -832,7 +864,7 @@ mod tests {
             title(&r, "Azerbaijan&#8217;s army")
                 .matches
                 .iter()
-                .any(|m| m.term == "Azerbaijan's army")
+                .any(|m| &*m.term == "Azerbaijan's army")
         );
     }
 
@@ -925,7 +957,7 @@ mod tests {
             split.score, 0.5,
             "slots in different fields do not make a `within` rule"
         );
-        let terms: Vec<&str> = near.matches.iter().map(|m| m.term.as_str()).collect();
+        let terms: Vec<&str> = near.matches.iter().map(|m| &*m.term).collect();
         assert!(terms.contains(&"Armenia*") && terms.contains(&"Azerbaijan*") && terms.contains(&"clash*"));
     }
 
@@ -1039,7 +1071,11 @@ mod tests {
         let r = rules(ONE_TAG);
         let summary = "Tom &amp; “Jerry” — and   then the CSTO’s reply";
         let t = r.tag(&doc("", summary, ""));
-        let m = t.matches.iter().find(|m| m.term == "CSTO").expect("a CSTO match");
+        let m = t
+            .matches
+            .iter()
+            .find(|m| &*m.term == "CSTO")
+            .expect("a CSTO match");
         assert_eq!(&summary[m.start..m.end], "CSTO");
         let cyr = "Саммит ОДКБ";
         let t = r.tag(&doc(cyr, "", ""));

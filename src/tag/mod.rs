@@ -16,6 +16,8 @@ pub mod normalise;
 pub mod rules;
 mod trie;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 pub use cli::{TagRunSummary, run_tag_command};
@@ -78,9 +80,10 @@ pub struct Tagging {
 /// One term hit that counted towards a tag.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TermMatch {
-    pub tag: String,
+    /// Names are shared with the compiled rules, so a match allocates nothing.
+    pub tag: Arc<str>,
     /// The term as written in the rules file.
-    pub term: String,
+    pub term: Arc<str>,
     pub field: Field,
     /// Byte range of the hit in the original field text.
     #[serde(skip)]

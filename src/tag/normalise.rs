@@ -19,8 +19,10 @@
 //! counting spaces.
 //!
 //! Rule terms go through the same function, so a term matches exactly the
-//! texts that normalise to it. ASCII text takes a table-driven fast path;
-//! only non-ASCII characters and entities pay for NFKC.
+//! texts that normalise to it. ASCII words take a fast path eight bytes at
+//! a time; only non-ASCII characters and entities pay for NFKC. Given a
+//! [`WordFilter`], the normaliser also lists which words may begin a term,
+//! so the search skips the others without looking at them again.
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -36,6 +38,9 @@ pub struct Normalised {
     anchors: Vec<(usize, usize)>,
     /// Where each word starts in the padded text (just after a space).
     starts: Vec<u32>,
+    /// The indexes (into `starts`) of the words the filter admitted: every
+    /// word when normalised without one.
+    candidates: Vec<u32>,
 }
 
 impl Normalised {
@@ -56,6 +61,12 @@ impl Normalised {
         &self.starts
     }
 
+    /// Which words (indexes into [`Normalised::word_starts`], in order) the
+    /// [`WordFilter`] given to [`normalise_into`] admitted.
+    pub(crate) fn candidates(&self) -> &[u32] {
+        &self.candidates
+    }
+
     /// The byte offset in the original text that produced the byte at
     /// `offset` in [`Normalised::as_str`]. It may fall inside a multi-byte
     /// character of the original; callers that slice must round it to a
@@ -68,6 +79,88 @@ impl Normalised {
             None => offset,
         }
     }
+}
+
+/// A Bloom-style filter over the words a caller is looking for, applied
+/// while normalising: the words it turns away are not listed in
+/// [`Normalised::candidates`], so the search for terms never visits them.
+/// Most words of running text ("the", "of", "that") begin no term, and this
+/// costs a few instructions per word where the normaliser has the word's
+/// bytes in a register, against a pass of its own over every word.
+///
+/// A word's key is its first `prefix_len` bytes and its length capped at
+/// `prefix_len`; `prefix_len` is at most the shortest stem sought, so every
+/// word a stem begins has the stem's key. A word whose key's bit is clear
+/// is none of the words and begins with none of the stems.
+#[derive(Debug, Clone)]
+pub(crate) struct WordFilter {
+    prefix_len: usize,
+    bits: Vec<u64>,
+}
+
+/// Bits in a [`WordFilter`]: 8 KiB, which stays in L1 beside the tables.
+const FILTER_BITS: u32 = 16;
+
+impl WordFilter {
+    /// A filter admitting `words` (normalised, each a single word), and
+    /// every word that begins with a `stem`.
+    pub(crate) fn new(words: &[&[u8]], stems: &[&[u8]]) -> WordFilter {
+        let prefix_len = stems.iter().map(|s| s.len()).fold(7, usize::min).max(1);
+        let mut filter = WordFilter {
+            prefix_len,
+            bits: vec![0; 1 << (FILTER_BITS - 6)],
+        };
+        for word in words.iter().chain(stems) {
+            let bit = filter.bit(load(word, 0), word.len());
+            if let Some(slot) = filter.bits.get_mut(bit / 64) {
+                *slot |= 1 << (bit % 64);
+            }
+        }
+        filter
+    }
+
+    /// The bit of a word `len` bytes long whose first bytes are `head`
+    /// (little-endian; bytes past the word are ignored).
+    #[inline]
+    fn bit(&self, head: u64, len: usize) -> usize {
+        let n = len.min(self.prefix_len);
+        let key = (head & low_bytes(n)) | (n as u64) << 56;
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FILTER_BITS)) as usize
+    }
+
+    #[inline]
+    fn admits(&self, head: u64, len: usize) -> bool {
+        let bit = self.bit(head, len);
+        self.bits
+            .get(bit / 64)
+            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn memory_usage(&self) -> usize {
+        self.bits.capacity() * 8
+    }
+}
+
+/// Eight bytes of `bytes` from `at`, little-endian, zero past its end.
+#[inline]
+fn load(bytes: &[u8], at: usize) -> u64 {
+    let mut buf = [0u8; 8];
+    match bytes.get(at..at + 8) {
+        Some(eight) => buf.copy_from_slice(eight),
+        None => {
+            for (b, &t) in buf.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
+                *b = t;
+            }
+        }
+    }
+    u64::from_le_bytes(buf)
+}
+
+/// A mask of the low `n` bytes of a `u64` (`n` at most 8).
+#[inline]
+fn low_bytes(n: usize) -> u64 {
+    u64::MAX.checked_shr(64 - 8 * n as u32).unwrap_or(0)
 }
 
 /// What the fast path does with an ASCII byte.
@@ -96,15 +189,44 @@ const CLASS: [u8; 256] = {
     t
 };
 
+/// How many of the eight bytes of `chunk` continue an ASCII word (letters
+/// and digits, up to the first other byte), and the eight bytes with ASCII
+/// upper case lowered: the byte loop's `CLASS` lookups done all at once on
+/// a `u64` (SWAR).
+#[inline]
+fn ascii_word_prefix(chunk: &[u8]) -> ([u8; 8], usize) {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const fn splat(b: u8) -> u64 {
+        0x0101_0101_0101_0101 * b as u64
+    }
+    /// Per byte of `x` below 0x80: the high bit set where the byte is >= `c`.
+    #[inline]
+    fn at_least(x: u64, c: u8) -> u64 {
+        ((x | HIGH) - splat(c)) & HIGH
+    }
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&chunk[..8]);
+    let x = u64::from_le_bytes(bytes);
+    let ascii = !x & HIGH;
+    let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
+    let folded = x | splat(0x20);
+    let letter = at_least(folded, b'a') & !at_least(folded, b'z' + 1);
+    let upper = at_least(x, b'A') & !at_least(x, b'Z' + 1) & ascii;
+    let word = (digit | letter) & ascii;
+    let n = ((!word & HIGH).trailing_zeros() / 8) as usize;
+    ((x | (upper >> 2)).to_le_bytes(), n)
+}
+
 /// Normalises `input` (see the module documentation).
 pub fn normalise(input: &str) -> Normalised {
     let mut out = Normalised::default();
-    normalise_into(input, &mut out);
+    normalise_into(input, &mut out, None);
     out
 }
 
-/// [`normalise`] into `into`, reusing its buffers.
-pub(crate) fn normalise_into(input: &str, into: &mut Normalised) {
+/// [`normalise`] into `into`, reusing its buffers, listing as candidates
+/// the words `filter` admits (all words without one).
+pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<&WordFilter>) {
     let mut out = std::mem::take(&mut into.padded).into_bytes();
     out.clear();
     out.reserve(input.len() + 2);
@@ -115,10 +237,14 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised) {
     anchors.push((1, 0));
     let mut starts = std::mem::take(&mut into.starts);
     starts.clear();
+    let mut candidates = std::mem::take(&mut into.candidates);
+    candidates.clear();
     let mut w = Writer {
         out,
         anchors,
         starts,
+        candidates,
+        filter,
         delta: -1,
         dirty: true,
     };
@@ -132,16 +258,47 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised) {
             if w.dirty {
                 w.anchor(i);
             }
-            // The rest of the ASCII word, in a loop of its own.
-            w.out.push(class);
-            i += 1;
-            while let Some(&b) = bytes.get(i) {
-                let class = CLASS[b as usize];
-                if class <= SPECIAL {
+            // The rest of the ASCII word, eight bytes at a time; the last
+            // few bytes of the input one at a time.
+            loop {
+                let Some(chunk) = bytes.get(i..i + 8) else {
+                    while let Some(&b) = bytes.get(i) {
+                        let class = CLASS[b as usize];
+                        if class <= SPECIAL {
+                            break;
+                        }
+                        w.out.push(class);
+                        i += 1;
+                    }
                     break;
+                };
+                let (lower, n) = ascii_word_prefix(chunk);
+                // All eight bytes in one store, then the length cut back:
+                // cheaper than pushing the word byte by byte.
+                let at = w.out.len();
+                w.out.extend_from_slice(&lower);
+                w.out.truncate(at + n);
+                i += n;
+                if n == 8 {
+                    continue;
                 }
-                w.out.push(class);
-                i += 1;
+                // One plain space and another ASCII word: the usual case,
+                // kept in this loop. One byte in, one out, so the offset
+                // map needs no anchor.
+                match bytes.get(i..i + 2) {
+                    Some(&[b' ', next]) if CLASS[next as usize] > SPECIAL => {
+                        // A word that began in this chunk is `lower[..n]`.
+                        if w.starts.last() == Some(&(at as u32)) {
+                            w.word_ended_as(u64::from_le_bytes(lower), n);
+                        } else {
+                            w.word_ended();
+                        }
+                        w.out.push(b' ');
+                        w.starts.push(w.out.len() as u32);
+                        i += 1;
+                    }
+                    _ => break,
+                }
             }
             continue;
         }
@@ -228,17 +385,19 @@ pub fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || (!c.is_ascii() && is_combining_mark(c))
 }
 
-struct Writer {
+struct Writer<'f> {
     out: Vec<u8>,
     anchors: Vec<(usize, usize)>,
     starts: Vec<u32>,
+    candidates: Vec<u32>,
+    filter: Option<&'f WordFilter>,
     delta: isize,
     /// The distance between input and output may have changed since the
     /// last anchor (a separator run or a slow-path character).
     dirty: bool,
 }
 
-impl Writer {
+impl Writer<'_> {
     /// Notes that the next output byte comes from original offset `from`.
     #[inline]
     fn anchor(&mut self, from: usize) {
@@ -255,10 +414,32 @@ impl Writer {
     #[inline]
     fn separate(&mut self) {
         if self.out.last() != Some(&b' ') {
+            self.word_ended();
             self.out.push(b' ');
             self.starts.push(self.out.len() as u32);
         }
         self.dirty = true;
+    }
+
+    /// Lists the word just written as a candidate if the filter admits it.
+    fn word_ended(&mut self) {
+        let start = self.starts.last().map_or(0, |&s| s as usize);
+        let end = self.out.len();
+        let len = end.saturating_sub(start);
+        // A short word is the tail of the last eight bytes written.
+        let head = match end.checked_sub(8) {
+            Some(from) if len < 8 => load(&self.out, from) >> (8 * (8 - len)),
+            _ => load(&self.out, start),
+        };
+        self.word_ended_as(head, len);
+    }
+
+    /// [`Writer::word_ended`] for a word whose first bytes and length are known.
+    #[inline]
+    fn word_ended_as(&mut self, head: u64, len: usize) {
+        if self.filter.is_none_or(|f| f.admits(head, len)) {
+            self.candidates.push(self.starts.len() as u32 - 1);
+        }
     }
 
     /// Pushes a cluster (or a decoded entity) from original offset `from`:
@@ -315,6 +496,7 @@ impl Writer {
             padded,
             anchors: self.anchors,
             starts: self.starts,
+            candidates: self.candidates,
         }
     }
 }
@@ -486,6 +668,59 @@ mod tests {
             assert_eq!(n(&format!("a{c}b")), "a b", "U+{:04X}", c as u32);
         }
         assert_eq!(taken, 0x205f - 0x2010 - 2 + 3);
+    }
+
+    #[test]
+    fn eight_byte_word_scan_agrees_with_the_class_table() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut chunk = *b"abcdefgh";
+                chunk[at] = b;
+                let (lower, n) = ascii_word_prefix(&chunk);
+                let is_word = CLASS[b as usize] > SPECIAL;
+                assert_eq!(n, if is_word { 8 } else { at }, "byte {b:#x} at {at}");
+                if is_word {
+                    assert_eq!(lower[at], CLASS[b as usize], "byte {b:#x}");
+                }
+            }
+        }
+        assert_eq!(
+            n("HeLLo WORLD-2024 Über ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+            "hello world 2024 über abcdefghijklmnopqrstuvwxyz"
+        );
+    }
+
+    #[test]
+    fn the_word_filter_admits_every_word_and_stem_it_was_given() {
+        let words: [&[u8]; 5] = [b"csto", b"of", b"armenian", "одкб".as_bytes(), b"caf\xc3\xa9"];
+        let stems: [&[u8]; 2] = [b"azerbaijan", b"film"];
+        let filter = WordFilter::new(&words, &stems);
+        let text = "The CSTO, of Armenian and ОДКБ; Azerbaijanis Azerbaijan filmmakers’ films — \
+                    Cafe\u{301} CSTO’s the of  a   b c d e f g h i j k l m n o p q r s t u v w x y z";
+        let mut norm = Normalised::default();
+        normalise_into(text, &mut norm, Some(&filter));
+        let padded = norm.padded();
+        let starts = norm.word_starts();
+        let mut wanted = 0;
+        for (i, &s) in starts.iter().enumerate() {
+            let word = padded[s as usize..].split(' ').next().unwrap_or("").as_bytes();
+            if words.contains(&word) || stems.iter().any(|s| word.starts_with(s)) {
+                wanted += 1;
+                assert!(
+                    norm.candidates().contains(&(i as u32)),
+                    "{:?}",
+                    String::from_utf8_lossy(word)
+                );
+            }
+        }
+        assert_eq!(wanted, 11);
+        assert!(
+            norm.candidates().len() < starts.len() / 2,
+            "{:?}",
+            norm.candidates()
+        );
+        normalise_into(text, &mut norm, None);
+        assert_eq!(norm.candidates().len(), norm.word_starts().len());
     }
 
     #[test]
