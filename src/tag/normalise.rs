@@ -36,11 +36,9 @@ pub struct Normalised {
     /// `(normalised offset, original offset)` wherever the distance between
     /// the two changes; between anchors, offsets advance together.
     anchors: Vec<(usize, usize)>,
-    /// Where each word starts in the padded text (just after a space).
-    starts: Vec<u32>,
-    /// The indexes (into `starts`) of the words the filter admitted: every
-    /// word when normalised without one.
-    candidates: Vec<u32>,
+    /// The words the filter admitted (every word when normalised without
+    /// one): where each starts in the padded text, and its index.
+    candidates: Vec<(u32, u32)>,
 }
 
 impl Normalised {
@@ -56,14 +54,10 @@ impl Normalised {
         &self.padded
     }
 
-    /// Where each word starts in [`Normalised::padded`], in order.
-    pub(crate) fn word_starts(&self) -> &[u32] {
-        &self.starts
-    }
-
-    /// Which words (indexes into [`Normalised::word_starts`], in order) the
-    /// [`WordFilter`] given to [`normalise_into`] admitted.
-    pub(crate) fn candidates(&self) -> &[u32] {
+    /// The words the [`WordFilter`] given to [`normalise_into`] admitted,
+    /// in order: where each starts in [`Normalised::padded`] (just after a
+    /// space), and which word of the text it is (0 for the first).
+    pub(crate) fn candidates(&self) -> &[(u32, u32)] {
         &self.candidates
     }
 
@@ -235,21 +229,19 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<
     // Offsets are kept in the padded text, whose byte 1 is the first byte
     // of the input that survives.
     anchors.push((1, 0));
-    let mut starts = std::mem::take(&mut into.starts);
-    starts.clear();
     let mut candidates = std::mem::take(&mut into.candidates);
     candidates.clear();
     let mut w = Writer {
         out,
         anchors,
-        starts,
+        word_start: 1,
+        words: 0,
         candidates,
         filter,
         delta: -1,
         dirty: true,
     };
     w.out.push(b' ');
-    w.starts.push(1);
     let bytes = input.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -288,13 +280,13 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<
                 match bytes.get(i..i + 2) {
                     Some(&[b' ', next]) if CLASS[next as usize] > SPECIAL => {
                         // A word that began in this chunk is `lower[..n]`.
-                        if w.starts.last() == Some(&(at as u32)) {
+                        if w.word_start == at {
                             w.word_ended_as(u64::from_le_bytes(lower), n);
                         } else {
                             w.word_ended();
                         }
                         w.out.push(b' ');
-                        w.starts.push(w.out.len() as u32);
+                        w.word_start = w.out.len();
                         i += 1;
                     }
                     _ => break,
@@ -388,8 +380,10 @@ pub fn is_word_char(c: char) -> bool {
 struct Writer<'f> {
     out: Vec<u8>,
     anchors: Vec<(usize, usize)>,
-    starts: Vec<u32>,
-    candidates: Vec<u32>,
+    /// Where the word being written starts, and how many words ended before it.
+    word_start: usize,
+    words: u32,
+    candidates: Vec<(u32, u32)>,
     filter: Option<&'f WordFilter>,
     delta: isize,
     /// The distance between input and output may have changed since the
@@ -416,14 +410,14 @@ impl Writer<'_> {
         if self.out.last() != Some(&b' ') {
             self.word_ended();
             self.out.push(b' ');
-            self.starts.push(self.out.len() as u32);
+            self.word_start = self.out.len();
         }
         self.dirty = true;
     }
 
     /// Lists the word just written as a candidate if the filter admits it.
     fn word_ended(&mut self) {
-        let start = self.starts.last().map_or(0, |&s| s as usize);
+        let start = self.word_start;
         let end = self.out.len();
         let len = end.saturating_sub(start);
         // A short word is the tail of the last eight bytes written.
@@ -438,8 +432,9 @@ impl Writer<'_> {
     #[inline]
     fn word_ended_as(&mut self, head: u64, len: usize) {
         if self.filter.is_none_or(|f| f.admits(head, len)) {
-            self.candidates.push(self.starts.len() as u32 - 1);
+            self.candidates.push((self.word_start as u32, self.words));
         }
+        self.words += 1;
     }
 
     /// Pushes a cluster (or a decoded entity) from original offset `from`:
@@ -486,16 +481,11 @@ impl Writer<'_> {
 
     fn finish(mut self) -> Normalised {
         self.separate();
-        // The space after the last word starts nothing.
-        if self.starts.last() == Some(&(self.out.len() as u32)) {
-            self.starts.pop();
-        }
         let padded = String::from_utf8(self.out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Normalised {
             padded,
             anchors: self.anchors,
-            starts: self.starts,
             candidates: self.candidates,
         }
     }
@@ -699,28 +689,24 @@ mod tests {
                     Cafe\u{301} CSTO’s the of  a   b c d e f g h i j k l m n o p q r s t u v w x y z";
         let mut norm = Normalised::default();
         normalise_into(text, &mut norm, Some(&filter));
-        let padded = norm.padded();
-        let starts = norm.word_starts();
+        let normalised = norm.as_str().to_string();
+        let all: Vec<&str> = normalised.split(' ').collect();
         let mut wanted = 0;
-        for (i, &s) in starts.iter().enumerate() {
-            let word = padded[s as usize..].split(' ').next().unwrap_or("").as_bytes();
-            if words.contains(&word) || stems.iter().any(|s| word.starts_with(s)) {
+        let mut at = 1;
+        for (i, word) in all.iter().enumerate() {
+            let bytes = word.as_bytes();
+            if words.contains(&bytes) || stems.iter().any(|s| bytes.starts_with(s)) {
                 wanted += 1;
-                assert!(
-                    norm.candidates().contains(&(i as u32)),
-                    "{:?}",
-                    String::from_utf8_lossy(word)
-                );
+                assert!(norm.candidates().contains(&(at, i as u32)), "{word}");
             }
+            at += word.len() as u32 + 1;
         }
         assert_eq!(wanted, 11);
-        assert!(
-            norm.candidates().len() < starts.len() / 2,
-            "{:?}",
-            norm.candidates()
-        );
+        assert!(norm.candidates().len() < all.len() / 2, "{:?}", norm.candidates());
+        let admitted = norm.candidates().len();
         normalise_into(text, &mut norm, None);
-        assert_eq!(norm.candidates().len(), norm.word_starts().len());
+        assert_eq!(norm.candidates().len(), all.len());
+        assert!(norm.candidates().len() > admitted);
     }
 
     #[test]
