@@ -361,7 +361,7 @@ pub fn tag_text(rules: &Rules, title: &str, summary: &str, content: &str) -> Ite
         content,
     });
     ItemTags {
-        tags: tagging.tags,
+        tags: tagging.tags.iter().map(|t| t.to_string()).collect(),
         score: tagging.score,
         relevant: tagging.relevant,
     }

@@ -149,7 +149,7 @@ fn measure(corpus: &Path) {
                 &item.id,
                 &item.title,
                 item.labels.tags.contains(tag),
-                tagging.tags.contains(tag),
+                tagging.tags.contains(&tag.as_str()),
                 &detail,
             );
         }

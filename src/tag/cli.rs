@@ -32,7 +32,7 @@ struct OutputLine<'a> {
     id: &'a Value,
     url: &'a Value,
     #[serde(flatten)]
-    tagging: &'a Tagging,
+    tagging: &'a Tagging<'a>,
 }
 
 #[derive(Serialize)]

@@ -27,7 +27,6 @@
 use std::cell::RefCell;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::Arc;
 
 use super::normalise::{Normalised, WordFilter, normalise_into};
 use super::rules::{self, Scoring, Spec, TagSpec, TermSpec};
@@ -54,9 +53,6 @@ pub struct Rules {
     /// The words that can begin a pattern, checked as each word is normalised.
     starters: WordFilter,
     tags: Vec<TagSpec>,
-    /// Tag names and terms as written, shared with every `TermMatch`.
-    tag_names: Vec<Arc<str>>,
-    terms_written: Vec<Arc<str>>,
     /// Tag indexes, primary tags first, then secondary, each in file order.
     order: Vec<usize>,
 }
@@ -268,8 +264,6 @@ impl Rules {
         let term_vocabs = Table::new(&term_vocabs);
         let pattern_terms = Table::new(&pattern_terms);
         Ok(Rules {
-            tag_names: tags.iter().map(|t| Arc::from(t.name.as_str())).collect(),
-            terms_written: terms.iter().map(|t| Arc::from(t.written.as_str())).collect(),
             scoring,
             terms,
             vocabs,
@@ -331,16 +325,10 @@ impl Rules {
             + self.pattern_shape.capacity() * std::mem::size_of::<PatternShape>()
             + self.is_except_term.capacity()
             + tags
-            + self
-                .tag_names
-                .iter()
-                .chain(&self.terms_written)
-                .map(|s| 32 + s.len())
-                .sum::<usize>()
     }
 
     /// Tags one item.
-    pub fn tag(&self, doc: &Document) -> Tagging {
+    pub fn tag(&self, doc: &Document) -> Tagging<'_> {
         let reused = SCRATCH.try_with(|scratch| {
             let mut eval = scratch.try_borrow_mut().ok()?;
             self.evaluate_into(doc, &mut eval);
@@ -371,7 +359,7 @@ impl Rules {
     }
 
     /// Builds the public result from an evaluation.
-    pub(crate) fn tagging(&self, doc: &Document, eval: &Evaluation) -> Tagging {
+    pub(crate) fn tagging(&self, doc: &Document, eval: &Evaluation) -> Tagging<'_> {
         let mut tags = Vec::new();
         let mut matches: Vec<TermMatch> = Vec::new();
         // Which (term, field) pairs the current tag has listed: a bit each.
@@ -381,8 +369,8 @@ impl Rules {
             if !outcome.given {
                 continue;
             }
-            let name = &self.tag_names[t];
-            tags.push(self.tags[t].name.clone());
+            let name = self.tags[t].name.as_str();
+            tags.push(name);
             // Each term once per field: the first place it counted.
             seen.fill(0);
             for ev in eval.evidence(outcome).iter().filter(|e| e.points > 0.0) {
@@ -395,8 +383,8 @@ impl Rules {
                     }
                     let (start, end) = eval.original_range(doc, occ);
                     matches.push(TermMatch {
-                        tag: Arc::clone(name),
-                        term: Arc::clone(&self.terms_written[occ.term as usize]),
+                        tag: name,
+                        term: self.terms[occ.term as usize].written.as_str(),
                         field: occ.field,
                         start,
                         end,
@@ -845,7 +833,7 @@ mod tests {
         }
     }
 
-    fn title(r: &Rules, t: &str) -> Tagging {
+    fn title<'r>(r: &'r Rules, t: &str) -> Tagging<'r> {
         r.tag(&doc(t, "", ""))
     }
 
@@ -903,7 +891,7 @@ mod tests {
                 tagging
                     .matches
                     .iter()
-                    .any(|m| &*m.term == "Armenian-Azerbaijani border"),
+                    .any(|m| m.term == "Armenian-Azerbaijani border"),
                 "{t}: {tagging:?}"
             );
         }
@@ -911,7 +899,7 @@ mod tests {
             title(&r, "Azerbaijan&#8217;s army")
                 .matches
                 .iter()
-                .any(|m| &*m.term == "Azerbaijan's army")
+                .any(|m| m.term == "Azerbaijan's army")
         );
     }
 
@@ -1004,7 +992,7 @@ mod tests {
             split.score, 0.5,
             "slots in different fields do not make a `within` rule"
         );
-        let terms: Vec<&str> = near.matches.iter().map(|m| &*m.term).collect();
+        let terms: Vec<&str> = near.matches.iter().map(|m| m.term).collect();
         assert!(terms.contains(&"Armenia*") && terms.contains(&"Azerbaijan*") && terms.contains(&"clash*"));
     }
 
@@ -1118,11 +1106,7 @@ mod tests {
         let r = rules(ONE_TAG);
         let summary = "Tom &amp; “Jerry” — and   then the CSTO’s reply";
         let t = r.tag(&doc("", summary, ""));
-        let m = t
-            .matches
-            .iter()
-            .find(|m| &*m.term == "CSTO")
-            .expect("a CSTO match");
+        let m = t.matches.iter().find(|m| m.term == "CSTO").expect("a CSTO match");
         assert_eq!(&summary[m.start..m.end], "CSTO");
         let cyr = "Саммит ОДКБ";
         let t = r.tag(&doc(cyr, "", ""));

@@ -12,7 +12,7 @@ const CONTEXT_CHARS: usize = 50;
 
 /// Writes the explanation of one item. `label` names the item (its id, or
 /// its line number). Returns the decision with its explanation.
-pub fn explain(rules: &Rules, label: &str, doc: &Document) -> (Tagging, String) {
+pub fn explain<'r>(rules: &'r Rules, label: &str, doc: &Document) -> (Tagging<'r>, String) {
     let eval = rules.evaluate(doc);
     let tagging = rules.tagging(doc, &eval);
     let text = render(rules, label, doc, &eval, &tagging);

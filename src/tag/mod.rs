@@ -16,8 +16,6 @@ pub mod normalise;
 pub mod rules;
 mod trie;
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 pub use cli::{TagRunSummary, run_tag_command};
@@ -63,27 +61,27 @@ impl Field {
     }
 }
 
-/// What the tagger decided about one item.
+/// What the tagger decided about one item. Its names borrow from the
+/// [`Rules`] that made it, so tagging allocates no string.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Tagging {
+pub struct Tagging<'r> {
     /// Carries at least one primary tag.
     pub relevant: bool,
     /// The highest score among the primary tags (0 when none has evidence),
     /// rounded to two decimals; compare with the rules' thresholds.
     pub score: f64,
     /// Tags given: primary tags first, then secondary, each in rules-file order.
-    pub tags: Vec<String>,
+    pub tags: Vec<&'r str>,
     /// The term hits that counted towards the tags given.
-    pub matches: Vec<TermMatch>,
+    pub matches: Vec<TermMatch<'r>>,
 }
 
 /// One term hit that counted towards a tag.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TermMatch {
-    /// Names are shared with the compiled rules, so a match allocates nothing.
-    pub tag: Arc<str>,
+pub struct TermMatch<'r> {
+    pub tag: &'r str,
     /// The term as written in the rules file.
-    pub term: Arc<str>,
+    pub term: &'r str,
     pub field: Field,
     /// Byte range of the hit in the original field text.
     #[serde(skip)]
