@@ -449,7 +449,7 @@ impl Rules {
     /// Every term occurrence in one normalised field, ordered by first
     /// word, then by last word, then by end.
     fn find(&self, text: &Normalised, field: Field, out: &mut Vec<Occurrence>) {
-        let bytes = text.padded().as_bytes();
+        let bytes = text.padded();
         for &(from, word) in text.candidates() {
             let from = from as usize;
             self.automaton.walk(bytes, from, |p, _| {

@@ -32,7 +32,11 @@ use unicode_normalization::char::is_combining_mark;
 pub struct Normalised {
     /// The words with one space before each and one after the last, so a
     /// search for " word " finds whole words without boundary checks.
-    padded: String,
+    ///
+    /// Kept as bytes: every byte written is ASCII or a whole encoded `char`,
+    /// so it is UTF-8 by construction, and the hot path never pays for
+    /// checking it; [`Normalised::as_str`] checks on the way out.
+    padded: Vec<u8>,
     /// `(normalised offset, original offset)` wherever the distance between
     /// the two changes; between anchors, offsets advance together.
     anchors: Vec<(usize, usize)>,
@@ -44,13 +48,15 @@ pub struct Normalised {
 impl Normalised {
     /// The normalised text: words separated by single spaces.
     pub fn as_str(&self) -> &str {
-        self.padded
+        let words = self
+            .padded
             .get(1..self.padded.len().saturating_sub(1))
-            .unwrap_or("")
+            .unwrap_or(&[]);
+        std::str::from_utf8(words).unwrap_or_default()
     }
 
     /// The text with a space before the first word and after the last.
-    pub(crate) fn padded(&self) -> &str {
+    pub(crate) fn padded(&self) -> &[u8] {
         &self.padded
     }
 
@@ -221,7 +227,7 @@ pub fn normalise(input: &str) -> Normalised {
 /// [`normalise`] into `into`, reusing its buffers, listing as candidates
 /// the words `filter` admits (all words without one).
 pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<&WordFilter>) {
-    let mut out = std::mem::take(&mut into.padded).into_bytes();
+    let mut out = std::mem::take(&mut into.padded);
     out.clear();
     out.reserve(input.len() + 2);
     let mut anchors = std::mem::take(&mut into.anchors);
@@ -481,10 +487,8 @@ impl Writer<'_> {
 
     fn finish(mut self) -> Normalised {
         self.separate();
-        let padded = String::from_utf8(self.out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Normalised {
-            padded,
+            padded: self.out,
             anchors: self.anchors,
             candidates: self.candidates,
         }
