@@ -206,12 +206,41 @@ impl Rules {
     fn compile(spec: Spec) -> Result<Rules, Problem> {
         let Spec {
             scoring,
-            terms,
+            mut terms,
             vocabs,
-            tags,
+            mut tags,
         } = spec;
+        // Every rule slot that names a list, and every inline list, is a
+        // vocabulary of its own; equal ones become one, so a term's hit is
+        // recorded once per distinct list and not once per rule using it
+        // ("Armenia" was in seven copies of three lists).
+        let mut first_with: std::collections::HashMap<&[usize], usize> = std::collections::HashMap::new();
+        let same: Vec<usize> = vocabs
+            .iter()
+            .enumerate()
+            .map(|(v, ids)| *first_with.entry(ids.as_slice()).or_insert(v))
+            .collect();
+        let canonical = |v: usize| same.get(v).copied().unwrap_or(v);
+        for tag in &mut tags {
+            tag.terms = canonical(tag.terms);
+            tag.unless = tag.unless.map(canonical);
+            for rule in &mut tag.rules {
+                for slot in &mut rule.slots {
+                    *slot = canonical(*slot);
+                }
+                rule.unless = rule.unless.map(canonical);
+            }
+        }
+        for term in &mut terms {
+            if let Some(except) = term.except.as_mut() {
+                except.vocab = canonical(except.vocab);
+            }
+        }
         let mut term_vocabs = vec![Vec::new(); terms.len()];
         for (v, ids) in vocabs.iter().enumerate() {
+            if canonical(v) != v {
+                continue;
+            }
             for &t in ids {
                 term_vocabs[t].push(v as u32);
             }
@@ -994,6 +1023,22 @@ mod tests {
         );
         let terms: Vec<&str> = near.matches.iter().map(|m| m.term).collect();
         assert!(terms.contains(&"Armenia*") && terms.contains(&"Azerbaijan*") && terms.contains(&"clash*"));
+    }
+
+    #[test]
+    fn rules_naming_one_list_share_its_hits() {
+        let r = rules(CO_OCCURRENCE);
+        let armenia = r.terms.iter().position(|t| t.written == "Armenia*");
+        let armenia = armenia.expect("the term is compiled");
+        assert_eq!(
+            r.term_vocabs.row(armenia).len(),
+            1,
+            "two rules name @am: one vocabulary, not three copies"
+        );
+        assert_eq!(
+            r.tag(&doc("", "Armenian and Azerbaijani forces clash", "")).score,
+            1.5
+        );
     }
 
     #[test]
