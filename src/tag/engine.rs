@@ -170,6 +170,8 @@ pub(crate) struct Evaluation {
     excepts: Vec<Occurrence>,
     /// Scratch for [`tightest_window`].
     window: Vec<(u32, usize)>,
+    /// Scratch for [`Rules::find`].
+    found: Vec<(u32, u32, u32)>,
 }
 
 thread_local! {
@@ -458,12 +460,13 @@ impl Rules {
             hits,
             excepts,
             window,
+            found,
         } = eval;
         occurrences.clear();
         for field in Field::ALL {
             let text = &mut texts[field as usize];
             normalise_into(doc.field(field), text, Some(&self.starters));
-            self.find(text, field, occurrences);
+            self.find(text, field, occurrences, found);
         }
         self.void_excepted(occurrences, excepts);
         self.vocab_hits(occurrences, hits);
@@ -477,34 +480,46 @@ impl Rules {
 
     /// Every term occurrence in one normalised field, ordered by first
     /// word, then by last word, then by end.
-    fn find(&self, text: &Normalised, field: Field, out: &mut Vec<Occurrence>) {
+    fn find(
+        &self,
+        text: &Normalised,
+        field: Field,
+        out: &mut Vec<Occurrence>,
+        found: &mut Vec<(u32, u32, u32)>,
+    ) {
         let bytes = text.padded();
+        // The walks only note (pattern, word, start): a closure that small
+        // is inlined into the walk, where building occurrences in it was not.
+        found.clear();
         for &(from, word) in text.candidates() {
-            let from = from as usize;
-            self.automaton.walk(bytes, from, |p, _| {
-                let shape = self.pattern_shape[p as usize];
-                // The pattern's leading space sits at padded `from - 1`, which
-                // is where its first word starts in the unpadded text.
-                let start = from - 1;
-                let mut stop = start + shape.len;
-                if shape.stem {
-                    stop += bytes
-                        .get(stop + 1..)
-                        .and_then(|rest| rest.iter().position(|&b| b == b' '))
-                        .unwrap_or(0);
-                }
-                for &t in self.pattern_terms.row(p as usize) {
-                    out.push(Occurrence {
-                        term: t,
-                        field,
-                        start: start as u32,
-                        end: stop as u32,
-                        word,
-                        word_end: word + shape.words - 1,
-                        void: false,
-                    });
-                }
-            });
+            self.automaton
+                .walk(bytes, from as usize, |p, _| found.push((p, word, from)));
+        }
+        for &(p, word, from) in found.iter() {
+            let Some(&shape) = self.pattern_shape.get(p as usize) else {
+                continue;
+            };
+            // The pattern's leading space sits at padded `from - 1`, which
+            // is where its first word starts in the unpadded text.
+            let start = from as usize - 1;
+            let mut stop = start + shape.len;
+            if shape.stem {
+                stop += bytes
+                    .get(stop + 1..)
+                    .and_then(|rest| rest.iter().position(|&b| b == b' '))
+                    .unwrap_or(0);
+            }
+            for &t in self.pattern_terms.row(p as usize) {
+                out.push(Occurrence {
+                    term: t,
+                    field,
+                    start: start as u32,
+                    end: stop as u32,
+                    word,
+                    word_end: word + shape.words - 1,
+                    void: false,
+                });
+            }
         }
     }
 

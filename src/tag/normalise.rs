@@ -422,6 +422,7 @@ impl Writer<'_> {
     }
 
     /// Lists the word just written as a candidate if the filter admits it.
+    #[inline]
     fn word_ended(&mut self) {
         let start = self.word_start;
         let end = self.out.len();
