@@ -391,8 +391,10 @@ impl Rules {
 
     /// Builds the public result from an evaluation.
     pub(crate) fn tagging(&self, doc: &Document, eval: &Evaluation) -> Tagging<'_> {
-        let mut tags = Vec::new();
-        let mut matches: Vec<TermMatch> = Vec::new();
+        // Sized once for most items: no more tags than given, no more
+        // matches than occurrences picked (capped: a huge item grows).
+        let mut tags = Vec::with_capacity(eval.outcomes.iter().filter(|o| o.given).count());
+        let mut matches: Vec<TermMatch> = Vec::with_capacity(eval.picked.len().min(256));
         // Which (term, field) pairs the current tag has listed: a bit each.
         let mut seen = vec![0u64; (self.terms.len() * Field::ALL.len()).div_ceil(64)];
         for &t in &self.order {
