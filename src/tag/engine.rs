@@ -557,15 +557,17 @@ impl Rules {
     /// grouped by vocabulary, each group in field and word order.
     fn vocab_hits(&self, occurrences: &[Occurrence], out: &mut Hits) {
         let Hits { hits, offsets, next } = out;
+        // One group per vocabulary and field, so a field's hits need no search.
+        let groups = self.vocabs.len() * Field::ALL.len();
         offsets.clear();
-        offsets.resize(self.vocabs.len() + 1, 0);
+        offsets.resize(groups + 1, 0);
         for o in occurrences.iter().filter(|o| !o.void) {
             for &v in self.term_vocabs.row(o.term as usize) {
-                offsets[v as usize + 1] += 1;
+                offsets[Hits::group(v as usize, o.field) + 1] += 1;
             }
         }
-        for v in 0..self.vocabs.len() {
-            offsets[v + 1] += offsets[v];
+        for g in 0..groups {
+            offsets[g + 1] += offsets[g];
         }
         next.clear();
         next.extend_from_slice(offsets);
@@ -576,13 +578,13 @@ impl Rules {
             occ: 0,
         };
         hits.clear();
-        hits.resize(offsets[self.vocabs.len()] as usize, empty);
+        hits.resize(offsets[groups] as usize, empty);
         for (i, o) in occurrences.iter().enumerate() {
             if o.void {
                 continue;
             }
             for &v in self.term_vocabs.row(o.term as usize) {
-                let at = &mut next[v as usize];
+                let at = &mut next[Hits::group(v as usize, o.field)];
                 hits[*at as usize] = VocabHit {
                     field: o.field,
                     word: o.word,
@@ -610,7 +612,7 @@ impl Rules {
         let vetoed = tag.unless.is_some_and(|v| !hits.of(v).is_empty());
 
         for field in Field::ALL {
-            let own = of_field(hits.of(tag.terms), field);
+            let own = hits.in_field(tag.terms, field);
             let Some(first) = own.first() else { continue };
             let mut mentions = 1;
             let mut end = first.word_end;
@@ -637,13 +639,10 @@ impl Rules {
                         if !rule.fields[field as usize] {
                             continue;
                         }
-                        if rule
-                            .unless
-                            .is_some_and(|u| !of_field(hits.of(u), field).is_empty())
-                        {
+                        if rule.unless.is_some_and(|u| !hits.in_field(u, field).is_empty()) {
                             continue;
                         }
-                        if rule.slots.iter().any(|&s| of_field(hits.of(s), field).is_empty()) {
+                        if rule.slots.iter().any(|&s| hits.in_field(s, field).is_empty()) {
                             continue;
                         }
                         // Rules have a few slots: no allocation for up to eight.
@@ -651,11 +650,11 @@ impl Rules {
                         let many: Vec<&[VocabHit]>;
                         let slots: &[&[VocabHit]] = if rule.slots.len() <= few.len() {
                             for (slot, &s) in few.iter_mut().zip(&rule.slots) {
-                                *slot = of_field(hits.of(s), field);
+                                *slot = hits.in_field(s, field);
                             }
                             &few[..rule.slots.len()]
                         } else {
-                            many = rule.slots.iter().map(|&s| of_field(hits.of(s), field)).collect();
+                            many = rule.slots.iter().map(|&s| hits.in_field(s, field)).collect();
                             &many
                         };
                         let from = picked.len();
@@ -751,27 +750,43 @@ impl Evaluation {
     }
 }
 
-/// Live hits grouped by vocabulary.
+/// Live hits grouped by vocabulary and, within one, by field.
 #[derive(Debug, Clone, Default)]
 struct Hits {
     hits: Vec<VocabHit>,
-    /// Vocabulary `v`'s hits are `hits[offsets[v]..offsets[v + 1]]`.
+    /// Group `g` (see [`Hits::group`]) is `hits[offsets[g]..offsets[g + 1]]`.
     offsets: Vec<u32>,
-    /// Where the next hit of each vocabulary goes, while filling.
+    /// Where the next hit of each group goes, while filling.
     next: Vec<u32>,
 }
 
 impl Hits {
-    fn of(&self, vocab: usize) -> &[VocabHit] {
-        &self.hits[self.offsets[vocab] as usize..self.offsets[vocab + 1] as usize]
+    /// The group of vocabulary `vocab`'s hits in `field`; a vocabulary's
+    /// groups are consecutive, in field order.
+    fn group(vocab: usize, field: Field) -> usize {
+        vocab * Field::ALL.len() + field as usize
     }
-}
 
-/// The hits (of one vocabulary) in one field.
-fn of_field(hits: &[VocabHit], field: Field) -> &[VocabHit] {
-    let lo = hits.partition_point(|h| h.field < field);
-    let hi = hits.partition_point(|h| h.field <= field);
-    &hits[lo..hi]
+    fn groups(&self, from: usize, to: usize) -> &[VocabHit] {
+        match (self.offsets.get(from), self.offsets.get(to)) {
+            (Some(&a), Some(&b)) => self.hits.get(a as usize..b as usize).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Vocabulary `vocab`'s hits, in field and word order.
+    fn of(&self, vocab: usize) -> &[VocabHit] {
+        self.groups(
+            Hits::group(vocab, Field::Title),
+            Hits::group(vocab + 1, Field::Title),
+        )
+    }
+
+    /// Vocabulary `vocab`'s hits in `field`, in word order.
+    fn in_field(&self, vocab: usize, field: Field) -> &[VocabHit] {
+        let g = Hits::group(vocab, field);
+        self.groups(g, g + 1)
+    }
 }
 
 /// One hit per slot, all within `within` words (first word of the first to
