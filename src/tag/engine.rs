@@ -1190,6 +1190,73 @@ mod tests {
         assert_eq!(&cyr[t.matches[0].start..t.matches[0].end], "ОДКБ");
     }
 
+    /// The occurrences found in `text` as its title, normalised with or
+    /// without the word filter.
+    fn found(r: &Rules, text: &str, filtered: bool) -> Vec<(u32, u32, u32, u32, u32)> {
+        let mut norm = Normalised::default();
+        normalise_into(text, &mut norm, filtered.then_some(&r.starters));
+        let mut out = Vec::new();
+        r.find(&norm, Field::Title, &mut out, &mut Vec::new());
+        out.iter()
+            .map(|o| (o.term, o.start, o.end, o.word, o.word_end))
+            .collect()
+    }
+
+    #[test]
+    fn the_word_filter_never_hides_a_hit() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml");
+        let (r, _) = Rules::load(&path).unwrap_or_else(|p| panic!("{p}"));
+        // Words of the shipped terms, stems with and without endings, and
+        // words no term has.
+        let mut words: Vec<String> = Vec::new();
+        for t in &r.terms {
+            for w in t.pattern.split(' ') {
+                words.push(w.to_string());
+                if t.wildcard {
+                    words.push(format!("{w}is"));
+                }
+            }
+        }
+        words.extend(
+            [
+                "the",
+                "of",
+                "a",
+                "Armenia’s",
+                "Nagorno-Karabakh",
+                "Cafe\u{301}",
+                "ОДКБ",
+                "x",
+            ]
+            .map(String::from),
+        );
+        let separators = [" ", " ", " ", ", ", "-", "’", " — ", "\u{a0}", " &amp; ", ". "];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut hits = 0;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..1 + next(12) {
+                let word = &words[next(words.len())];
+                if next(4) == 0 {
+                    text.push_str(&word.to_uppercase());
+                } else {
+                    text.push_str(word);
+                }
+                text.push_str(separators[next(separators.len())]);
+            }
+            let all = found(&r, &text, false);
+            hits += all.len();
+            assert_eq!(found(&r, &text, true), all, "{text:?}");
+        }
+        assert!(hits > 3000, "the texts hit terms ({hits})");
+    }
+
     #[test]
     fn shipped_rules_compile_small_and_name_the_primary_tags() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml");
