@@ -101,6 +101,20 @@ struct Feeds {
 }
 
 impl Feeds {
+    /// Feeds on a fresh server, already holding `backlog` items dated
+    /// from forty minutes ago.
+    fn with_backlog(backlog: usize) -> Feeds {
+        let feeds = Feeds {
+            server: FeedServer::start(),
+            base: jiff::Timestamp::now() - jiff::SignedDuration::from_mins(40),
+            added: Mutex::new(0),
+        };
+        for _ in 0..backlog {
+            feeds.add_one();
+        }
+        feeds
+    }
+
     fn feed_of(n: usize) -> &'static str {
         FEEDS[n % FEEDS.len()]
     }
@@ -231,6 +245,15 @@ async fn forward(
     Ok((status, answer.bytes().await?))
 }
 
+/// An install of the service with [`config`] and the fake Telegram's token.
+fn install_with_token(feeds: &Feeds, telegram_url: &str) -> Install {
+    let mut install = Install::new(&config(feeds, telegram_url));
+    install
+        .env
+        .push(("CSTOWATCH_TELEGRAM_TOKEN".into(), fake_telegram::TOKEN.into()));
+    install
+}
+
 fn config(feeds: &Feeds, api_url: &str) -> String {
     let mut c = format!(
         "[poll]\ninterval = \"1s\"\ntimeout = \"2s\"\n\
@@ -337,19 +360,9 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_at_most_one_message
 
     let fake = FakeTelegram::start().await;
     let slow = SlowReplies::start(&fake.url).await;
-    let feeds = Arc::new(Feeds {
-        server: FeedServer::start(),
-        base: jiff::Timestamp::now() - jiff::SignedDuration::from_mins(40),
-        added: Mutex::new(0),
-    });
     // A backlog to begin with: the first digests are split into several parts.
-    for _ in 0..40 {
-        feeds.add_one();
-    }
-    let mut install = Install::new(&config(&feeds, &slow.url));
-    install
-        .env
-        .push(("CSTOWATCH_TELEGRAM_TOKEN".into(), fake_telegram::TOKEN.into()));
+    let feeds = Arc::new(Feeds::with_backlog(40));
+    let install = install_with_token(&feeds, &slow.url);
 
     // The feeds keep gaining items for as long as the kills go on.
     let adding = Arc::new(AtomicBool::new(true));
@@ -602,18 +615,8 @@ async fn sigterm_during_a_send_records_the_message_instead_of_posting_it_twice()
     let fake = FakeTelegram::start().await;
     let slow = SlowReplies::start(&fake.url).await;
     slow.hold_answers(1500);
-    let feeds = Feeds {
-        server: FeedServer::start(),
-        base: jiff::Timestamp::now() - jiff::SignedDuration::from_mins(40),
-        added: Mutex::new(0),
-    };
-    for _ in 0..3 {
-        feeds.add_one();
-    }
-    let mut install = Install::new(&config(&feeds, &slow.url));
-    install
-        .env
-        .push(("CSTOWATCH_TELEGRAM_TOKEN".into(), fake_telegram::TOKEN.into()));
+    let feeds = Feeds::with_backlog(3);
+    let install = install_with_token(&feeds, &slow.url);
 
     let mut life = Life::start(&install, 0);
     let sent = wait_until(Duration::from_secs(20), || !fake.accepted().is_empty()).await;

@@ -7,9 +7,10 @@
 //! finds, several times faster on normalised text. Each field is normalised
 //! once and searched once; the trie is walked only from the words that the
 //! normaliser's `WordFilter` admits (a pattern's first words, and words a
-//! one-word stem begins), about a third of the words of running text. The normaliser leaves words separated by single
-//! spaces with a space at each end, and each pattern is the term with a
-//! space before it and (unless it is a stem) after it: so every hit is a
+//! one-word stem begins), about a third of the words of running text. The
+//! normaliser leaves words separated by single spaces with a space at each
+//! end, and each pattern is the term with a space before it and (unless it
+//! is a stem) after it: so every hit is a
 //! whole-word hit — the word-boundary check is built into the pattern — and
 //! a hit's word index is the index of the word start it was found from.
 //! Hits covered by a tag's `except` phrases are then voided, and the tags
@@ -212,35 +213,10 @@ impl Rules {
             vocabs,
             mut tags,
         } = spec;
-        // Every rule slot that names a list, and every inline list, is a
-        // vocabulary of its own; equal ones become one, so a term's hit is
-        // recorded once per distinct list and not once per rule using it
-        // ("Armenia" was in seven copies of three lists).
-        let mut first_with: std::collections::HashMap<&[usize], usize> = std::collections::HashMap::new();
-        let same: Vec<usize> = vocabs
-            .iter()
-            .enumerate()
-            .map(|(v, ids)| *first_with.entry(ids.as_slice()).or_insert(v))
-            .collect();
-        let canonical = |v: usize| same.get(v).copied().unwrap_or(v);
-        for tag in &mut tags {
-            tag.terms = canonical(tag.terms);
-            tag.unless = tag.unless.map(canonical);
-            for rule in &mut tag.rules {
-                for slot in &mut rule.slots {
-                    *slot = canonical(*slot);
-                }
-                rule.unless = rule.unless.map(canonical);
-            }
-        }
-        for term in &mut terms {
-            if let Some(except) = term.except.as_mut() {
-                except.vocab = canonical(except.vocab);
-            }
-        }
+        let canonical = merge_equal_vocabularies(&vocabs, &mut tags, &mut terms);
         let mut term_vocabs = vec![Vec::new(); terms.len()];
         for (v, ids) in vocabs.iter().enumerate() {
-            if canonical(v) != v {
+            if canonical[v] != v {
                 continue;
             }
             for &t in ids {
@@ -748,6 +724,42 @@ impl Evaluation {
         }
         (start, end)
     }
+}
+
+/// Every rule slot that names a list, and every inline list, is a
+/// vocabulary of its own; equal ones (they are sorted term-id sets) become
+/// one, so a term's hit is recorded once per distinct list and not once per
+/// rule using it ("Armenia" was in seven copies of three lists). Points
+/// tags, rules and `except` at the first of each set of equals, and returns
+/// that first one for every vocabulary.
+fn merge_equal_vocabularies(
+    vocabs: &[Vec<usize>],
+    tags: &mut [TagSpec],
+    terms: &mut [TermSpec],
+) -> Vec<usize> {
+    let mut first_with: std::collections::HashMap<&[usize], usize> = std::collections::HashMap::new();
+    let same: Vec<usize> = vocabs
+        .iter()
+        .enumerate()
+        .map(|(v, ids)| *first_with.entry(ids.as_slice()).or_insert(v))
+        .collect();
+    let canonical = |v: usize| same.get(v).copied().unwrap_or(v);
+    for tag in tags {
+        tag.terms = canonical(tag.terms);
+        tag.unless = tag.unless.map(canonical);
+        for rule in &mut tag.rules {
+            for slot in &mut rule.slots {
+                *slot = canonical(*slot);
+            }
+            rule.unless = rule.unless.map(canonical);
+        }
+    }
+    for term in terms {
+        if let Some(except) = term.except.as_mut() {
+            except.vocab = canonical(except.vocab);
+        }
+    }
+    same
 }
 
 /// Live hits grouped by vocabulary and, within one, by field.

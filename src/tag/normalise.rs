@@ -194,7 +194,7 @@ const CLASS: [u8; 256] = {
 /// upper case lowered: the byte loop's `CLASS` lookups done all at once on
 /// a `u64` (SWAR).
 #[inline]
-fn ascii_word_prefix(chunk: &[u8]) -> ([u8; 8], usize) {
+fn ascii_word_prefix(chunk: &[u8; 8]) -> ([u8; 8], usize) {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const fn splat(b: u8) -> u64 {
         0x0101_0101_0101_0101 * b as u64
@@ -204,9 +204,7 @@ fn ascii_word_prefix(chunk: &[u8]) -> ([u8; 8], usize) {
     fn at_least(x: u64, c: u8) -> u64 {
         ((x | HIGH) - splat(c)) & HIGH
     }
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&chunk[..8]);
-    let x = u64::from_le_bytes(bytes);
+    let x = u64::from_le_bytes(*chunk);
     let ascii = !x & HIGH;
     let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
     let folded = x | splat(0x20);
@@ -259,7 +257,7 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<
             // The rest of the ASCII word, eight bytes at a time; the last
             // few bytes of the input one at a time.
             loop {
-                let Some(chunk) = bytes.get(i..i + 8) else {
+                let Some(chunk) = bytes.get(i..i + 8).and_then(|c| <&[u8; 8]>::try_from(c).ok()) else {
                     while let Some(&b) = bytes.get(i) {
                         let class = CLASS[b as usize];
                         if class <= SPECIAL {
@@ -291,8 +289,7 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<
                         } else {
                             w.word_ended();
                         }
-                        w.out.push(b' ');
-                        w.word_start = w.out.len();
+                        w.start_word();
                         i += 1;
                     }
                     _ => break,
@@ -415,10 +412,16 @@ impl Writer<'_> {
     fn separate(&mut self) {
         if self.out.last() != Some(&b' ') {
             self.word_ended();
-            self.out.push(b' ');
-            self.word_start = self.out.len();
+            self.start_word();
         }
         self.dirty = true;
+    }
+
+    /// The space after a word that has ended; the next word starts after it.
+    #[inline]
+    fn start_word(&mut self) {
+        self.out.push(b' ');
+        self.word_start = self.out.len();
     }
 
     /// Lists the word just written as a candidate if the filter admits it.
