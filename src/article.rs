@@ -5,9 +5,6 @@
 //! when none matches, the page's largest block of paragraph text. Known
 //! clutter (scripts, share buttons, JNews related-post boxes, tag lists) is
 //! left out. The text feeds the tagger only; it is never posted.
-//!
-//! Also home to [`html_to_text`], which the parser uses for titles and
-//! summaries: block elements become line breaks, runs of whitespace one space.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,48 +17,7 @@ use scraper::{ElementRef, Html, Selector};
 use crate::fetch::HttpClient;
 use crate::fetch::charset::charset_param;
 use crate::item::Item;
-
-/// Elements whose content is never text a reader sees.
-const INVISIBLE: &[&str] = &[
-    "script", "style", "noscript", "template", "iframe", "svg", "head", "object", "canvas", "select",
-    "button",
-];
-
-/// Elements that break the text flow: their start and end become a line break.
-const BLOCKS: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "figcaption",
-    "figure",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "td",
-    "th",
-    "tr",
-    "ul",
-];
+use crate::text::{INVISIBLE, element_text};
 
 /// Clutter inside article bodies on the shipped sources and WordPress at large.
 const NOISE: &str = "nav, aside, form, .jnews_inline_related_post_wrapper, .jeg_post_tags, \
@@ -73,114 +29,6 @@ const CHROME: &[&str] = &["head", "nav", "header", "footer", "aside", "form"];
 
 /// The selector that names the fallback in [`Extracted::matched`].
 pub const LARGEST_BLOCK: &str = "largest-block";
-
-/// Turns an HTML fragment into plain text: tags stripped, entities decoded,
-/// block elements on their own lines, other whitespace collapsed.
-pub fn html_to_text(html: &str) -> String {
-    if !html.contains(['<', '&']) {
-        return collapse_whitespace(html);
-    }
-    let fragment = Html::parse_fragment(html);
-    element_text(fragment.root_element(), &HashSet::new())
-}
-
-/// Joins lines into one, for titles.
-pub fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn collapse_whitespace(text: &str) -> String {
-    let mut writer = TextWriter::default();
-    writer.push_text(text);
-    writer.finish()
-}
-
-/// Builds text with HTML's whitespace rules: whitespace runs become one
-/// space, block boundaries one newline, nothing leading or trailing.
-#[derive(Default)]
-struct TextWriter {
-    out: String,
-    pending: Pending,
-}
-
-#[derive(Default, PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
-enum Pending {
-    #[default]
-    Nothing,
-    Space,
-    Newline,
-}
-
-impl TextWriter {
-    fn push_text(&mut self, text: &str) {
-        for c in text.chars() {
-            if c.is_whitespace() {
-                self.pending = self.pending.max(Pending::Space);
-                continue;
-            }
-            if !self.out.is_empty() {
-                match self.pending {
-                    Pending::Space => self.out.push(' '),
-                    Pending::Newline => self.out.push('\n'),
-                    Pending::Nothing => {}
-                }
-            }
-            self.pending = Pending::Nothing;
-            self.out.push(c);
-        }
-    }
-
-    fn line_break(&mut self) {
-        self.pending = Pending::Newline;
-    }
-
-    fn finish(self) -> String {
-        self.out
-    }
-}
-
-/// The visible text of `root`, leaving out invisible elements and `skip`.
-/// Iterative (no recursion), so a deeply nested page cannot blow the stack.
-fn element_text(root: ElementRef<'_>, skip: &HashSet<NodeId>) -> String {
-    use ego_tree::iter::Edge;
-    let mut writer = TextWriter::default();
-    let mut skipping: Option<NodeId> = None;
-    for edge in root.traverse() {
-        match edge {
-            Edge::Open(node) => {
-                if skipping.is_some() {
-                    continue;
-                }
-                match node.value() {
-                    Node::Element(e) => {
-                        let name = e.name();
-                        if INVISIBLE.contains(&name) || skip.contains(&node.id()) {
-                            skipping = Some(node.id());
-                        } else if name == "br" || BLOCKS.contains(&name) {
-                            writer.line_break();
-                        }
-                    }
-                    Node::Text(t) => writer.push_text(t),
-                    _ => {}
-                }
-            }
-            Edge::Close(node) => {
-                if let Some(id) = skipping {
-                    if id == node.id() {
-                        skipping = None;
-                    }
-                    continue;
-                }
-                if let Node::Element(e) = node.value()
-                    && BLOCKS.contains(&e.name())
-                {
-                    writer.line_break();
-                }
-            }
-        }
-    }
-    writer.finish()
-}
 
 /// An article body found on a page.
 #[derive(Debug, Clone, PartialEq)]

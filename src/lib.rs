@@ -21,3 +21,4 @@ pub mod service;
 pub mod store;
 pub mod tag;
 pub mod telemetry;
+pub mod text;

@@ -17,9 +17,9 @@ use feed_rs::model::{Entry, Link};
 use jiff::Timestamp;
 use url::Url;
 
-use crate::article::{html_to_text, one_line};
 use crate::fetch::charset::to_utf8_xml;
 use crate::item::Item;
+use crate::text::{html_to_text, one_line};
 
 /// What a feed holds, normalised.
 #[derive(Debug, Clone, PartialEq)]

@@ -37,27 +37,6 @@ fn extractor(selectors: &[&str]) -> ArticleExtractor {
 }
 
 #[test]
-fn html_to_text_blocks_breaks_entities_and_scripts() {
-    assert_eq!(
-        html_to_text("<p>One&nbsp;&amp; <b>two</b></p><p>Three<br>four</p><script>x()</script>  five "),
-        "One & two\nThree\nfour\nfive"
-    );
-    assert_eq!(html_to_text("  plain\n\t text  "), "plain text");
-    assert_eq!(html_to_text("a < b &amp; c"), "a < b & c");
-    assert_eq!(html_to_text("<ul><li>x</li><li>y</li></ul>"), "x\ny");
-    assert_eq!(html_to_text(""), "");
-    assert_eq!(one_line("a\nb   c"), "a b c");
-}
-
-#[test]
-fn deeply_nested_html_does_not_overflow() {
-    // html5ever itself is quadratic in nesting depth (20,000 levels take
-    // seconds), hence extraction on the blocking pool; the walk here is iterative.
-    let html = "<div>".repeat(2_000) + "deep" + &"</div>".repeat(2_000);
-    assert_eq!(html_to_text(&html), "deep");
-}
-
-#[test]
 fn massispost_second_selector_matches_and_sidebar_is_left_out() {
     let found = extractor(&[".td-post-content", ".entry-content"])
         .extract(&page("massispost_article.html"))

@@ -1,0 +1,186 @@
+//! Plain text from HTML: what the parser makes of titles, summaries and
+//! content, and what article extraction makes of a page's body. Block
+//! elements become line breaks, runs of whitespace one space, invisible
+//! elements (scripts, styles) are left out.
+
+use std::collections::HashSet;
+
+use ego_tree::NodeId;
+use scraper::node::Node;
+use scraper::{ElementRef, Html};
+
+/// Elements whose content is never text a reader sees.
+pub(crate) const INVISIBLE: &[&str] = &[
+    "script", "style", "noscript", "template", "iframe", "svg", "head", "object", "canvas", "select",
+    "button",
+];
+
+/// Elements that break the text flow: their start and end become a line break.
+const BLOCKS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "td",
+    "th",
+    "tr",
+    "ul",
+];
+
+/// Turns an HTML fragment into plain text: tags stripped, entities decoded,
+/// block elements on their own lines, other whitespace collapsed.
+pub fn html_to_text(html: &str) -> String {
+    if !html.contains(['<', '&']) {
+        return collapse_whitespace(html);
+    }
+    let fragment = Html::parse_fragment(html);
+    element_text(fragment.root_element(), &HashSet::new())
+}
+
+/// Joins lines into one, for titles.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn collapse_whitespace(text: &str) -> String {
+    let mut writer = TextWriter::default();
+    writer.push_text(text);
+    writer.finish()
+}
+
+/// Builds text with HTML's whitespace rules: whitespace runs become one
+/// space, block boundaries one newline, nothing leading or trailing.
+#[derive(Default)]
+struct TextWriter {
+    out: String,
+    pending: Pending,
+}
+
+#[derive(Default, PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
+enum Pending {
+    #[default]
+    Nothing,
+    Space,
+    Newline,
+}
+
+impl TextWriter {
+    fn push_text(&mut self, text: &str) {
+        for c in text.chars() {
+            if c.is_whitespace() {
+                self.pending = self.pending.max(Pending::Space);
+                continue;
+            }
+            if !self.out.is_empty() {
+                match self.pending {
+                    Pending::Space => self.out.push(' '),
+                    Pending::Newline => self.out.push('\n'),
+                    Pending::Nothing => {}
+                }
+            }
+            self.pending = Pending::Nothing;
+            self.out.push(c);
+        }
+    }
+
+    fn line_break(&mut self) {
+        self.pending = Pending::Newline;
+    }
+
+    fn finish(self) -> String {
+        self.out
+    }
+}
+
+/// The visible text of `root`, leaving out invisible elements and `skip`.
+/// Iterative (no recursion), so a deeply nested page cannot blow the stack.
+pub(crate) fn element_text(root: ElementRef<'_>, skip: &HashSet<NodeId>) -> String {
+    use ego_tree::iter::Edge;
+    let mut writer = TextWriter::default();
+    let mut skipping: Option<NodeId> = None;
+    for edge in root.traverse() {
+        match edge {
+            Edge::Open(node) => {
+                if skipping.is_some() {
+                    continue;
+                }
+                match node.value() {
+                    Node::Element(e) => {
+                        let name = e.name();
+                        if INVISIBLE.contains(&name) || skip.contains(&node.id()) {
+                            skipping = Some(node.id());
+                        } else if name == "br" || BLOCKS.contains(&name) {
+                            writer.line_break();
+                        }
+                    }
+                    Node::Text(t) => writer.push_text(t),
+                    _ => {}
+                }
+            }
+            Edge::Close(node) => {
+                if let Some(id) = skipping {
+                    if id == node.id() {
+                        skipping = None;
+                    }
+                    continue;
+                }
+                if let Node::Element(e) = node.value()
+                    && BLOCKS.contains(&e.name())
+                {
+                    writer.line_break();
+                }
+            }
+        }
+    }
+    writer.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_to_text_blocks_breaks_entities_and_scripts() {
+        assert_eq!(
+            html_to_text("<p>One&nbsp;&amp; <b>two</b></p><p>Three<br>four</p><script>x()</script>  five "),
+            "One & two\nThree\nfour\nfive"
+        );
+        assert_eq!(html_to_text("  plain\n\t text  "), "plain text");
+        assert_eq!(html_to_text("a < b &amp; c"), "a < b & c");
+        assert_eq!(html_to_text("<ul><li>x</li><li>y</li></ul>"), "x\ny");
+        assert_eq!(html_to_text(""), "");
+        assert_eq!(one_line("a\nb   c"), "a b c");
+    }
+
+    #[test]
+    fn deeply_nested_html_does_not_overflow() {
+        // html5ever itself is quadratic in nesting depth (20,000 levels take
+        // seconds), hence extraction on the blocking pool; the walk here is iterative.
+        let html = "<div>".repeat(2_000) + "deep" + &"</div>".repeat(2_000);
+        assert_eq!(html_to_text(&html), "deep");
+    }
+}
