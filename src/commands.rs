@@ -248,11 +248,13 @@ pub fn status(config_path: &Path) -> CommandResult {
     let config = load_config(config_path)?;
     let store = open_store(&config)?;
     let states = store.feed_states()?;
+    let warnings = store.feed_warnings()?;
+    let undated = store.undated_counts()?;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<20} {:<8} {:<20} {:>5} {:>6}  LAST ERROR",
-        "FEED", "STATUS", "LAST SUCCESS", "FAILS", "SEEN"
+        "{:<20} {:<8} {:<20} {:>5} {:>6} {:>7}  LAST ERROR OR WARNING",
+        "FEED", "STATUS", "LAST SUCCESS", "FAILS", "SEEN", "UNDATED"
     );
     for feed in &config.feeds {
         let state = states.iter().find(|s| s.name == feed.name);
@@ -274,15 +276,17 @@ pub fn status(config_path: &Path) -> CommandResult {
                     short_time(s.last_error_at?)
                 ))
             })
+            .or_else(|| warnings.get(&feed.name).map(|w| format!("warning: {w}")))
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:<20} {:<8} {:<20} {:>5} {:>6}  {}",
+            "{:<20} {:<8} {:<20} {:>5} {:>6} {:>7}  {}",
             truncate(&feed.name, 20),
             status,
             last_success,
             state.map_or(0, |s| s.consecutive_failures),
             state.map_or(0, |s| s.items_seen),
+            undated.get(&feed.name).copied().unwrap_or(0),
             error
         );
     }

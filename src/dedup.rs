@@ -12,6 +12,17 @@
 //! - `text`: only for an entry with none of the above (no GUID, no link, a
 //!   short title): its feed, title and summary, so re-polling it never
 //!   stores it twice.
+//!
+//! A key must identify one story. So a `url` or `title` key that two
+//! *distinct* entries of the same document share identifies neither of them
+//! and is dropped from both ([`DedupKeys::of_document`]): a feed whose every
+//! `<link>` is its homepage, links that differ only by `#fragment`, a weekly
+//! column whose posts share one title. Entries are distinct when their GUIDs
+//! differ (or, without GUIDs, their title or summary): one entry repeated
+//! word for word is a true duplicate and is still stored once. Everything
+//! across documents is caught as before — the same story under a changed
+//! GUID (its URL), with tracking parameters, http/https, in two feeds (URL
+//! or title), with an edited title (its GUID or URL).
 
 use url::Url;
 
@@ -33,7 +44,7 @@ const MIN_TITLE_KEY_WORDS: usize = 4;
 const MAX_TEXT_KEY_CHARS: usize = 300;
 
 /// The keys one item is known by.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DedupKeys {
     pub guid: Option<String>,
     pub url: Option<String>,
@@ -56,8 +67,58 @@ impl DedupKeys {
             text: None,
         };
         if keys.guid.is_none() && keys.url.is_none() && keys.title.is_none() {
-            let summary: String = item.summary.chars().take(MAX_TEXT_KEY_CHARS).collect();
-            keys.text = Some(format!("{}\t{}\t{summary}", item.feed, item.title.trim()));
+            keys.text = Some(text_key(item));
+        }
+        keys
+    }
+
+    /// The keys of every entry of one feed document, in order: like
+    /// [`DedupKeys::of`], minus the `url` and `title` keys that distinct
+    /// entries of this document share (see the module doc).
+    pub fn of_document(items: &[Item]) -> Vec<DedupKeys> {
+        use std::collections::HashMap;
+        let mut keys: Vec<DedupKeys> = items.iter().map(DedupKeys::of).collect();
+        let identity = |item: &Item| -> String {
+            match item.guid.as_deref().map(str::trim).filter(|g| !g.is_empty()) {
+                Some(guid) => format!("g\t{guid}"),
+                None => format!("t\t{}\t{}", item.title.trim(), item.summary),
+            }
+        };
+        let identities: Vec<String> = items.iter().map(identity).collect();
+        // key -> the first identity seen with it, and whether another one shares it
+        let mut url_owner: HashMap<&str, (&str, bool)> = HashMap::new();
+        let mut title_owner: HashMap<&str, (&str, bool)> = HashMap::new();
+        for (k, id) in keys.iter().zip(&identities) {
+            for (key, owners) in [(&k.url, &mut url_owner), (&k.title, &mut title_owner)] {
+                if let Some(key) = key.as_deref() {
+                    let entry = owners.entry(key).or_insert((id.as_str(), false));
+                    if entry.0 != id {
+                        entry.1 = true;
+                    }
+                }
+            }
+        }
+        let shared = |owners: &HashMap<&str, (&str, bool)>, key: &Option<String>| {
+            key.as_deref()
+                .is_some_and(|k| owners.get(k).is_some_and(|(_, shared)| *shared))
+        };
+        let drop: Vec<(bool, bool)> = keys
+            .iter()
+            .map(|k| (shared(&url_owner, &k.url), shared(&title_owner, &k.title)))
+            .collect();
+        for ((k, item), (drop_url, drop_title)) in keys.iter_mut().zip(items).zip(drop) {
+            if drop_url {
+                k.url = None;
+            }
+            if drop_title {
+                k.title = None;
+            }
+            if k.guid.is_none() && k.url.is_none() && k.title.is_none() && k.text.is_none() {
+                *k = DedupKeys {
+                    text: Some(text_key(item)),
+                    ..DedupKeys::default()
+                };
+            }
         }
         keys
     }
@@ -73,6 +134,14 @@ impl DedupKeys {
         .into_iter()
         .filter_map(|(kind, key)| key.as_deref().map(|k| (kind, k)))
     }
+}
+
+/// The key of an entry known by nothing else: its feed, title and summary
+/// (and link, which may be shared by distinct entries but still tells them apart).
+fn text_key(item: &Item) -> String {
+    let summary: String = item.summary.chars().take(MAX_TEXT_KEY_CHARS).collect();
+    let link = item.url.as_ref().map(Url::as_str).unwrap_or("");
+    format!("{}\t{}\t{summary}\t{link}", item.feed, item.title.trim())
 }
 
 fn is_tracking_param(name: &str) -> bool {
@@ -170,12 +239,13 @@ mod tests {
             content: String::new(),
             published: jiff::Timestamp::UNIX_EPOCH,
             updated: None,
+            dated: true,
             categories: vec![],
         };
         let keys = DedupKeys::of(&item);
         assert_eq!(
             keys.pairs().collect::<Vec<_>>(),
-            vec![("text", "F\tShort\tSome text")]
+            vec![("text", "F\tShort\tSome text\t")]
         );
         assert_eq!(keys, DedupKeys::of(&item));
     }
@@ -191,6 +261,54 @@ mod tests {
             title_key("ОДКБ провела учения в Беларуси").as_deref(),
             Some("одкб провела учения в беларуси")
         );
+    }
+
+    fn entry(guid: Option<&str>, url: &str, title: &str) -> Item {
+        Item {
+            feed: "F".into(),
+            guid: guid.map(Into::into),
+            url: Some(Url::parse(url).unwrap()),
+            title: title.into(),
+            summary: String::new(),
+            content: String::new(),
+            published: jiff::Timestamp::UNIX_EPOCH,
+            dated: true,
+            updated: None,
+            categories: vec![],
+        }
+    }
+
+    #[test]
+    fn keys_shared_by_distinct_entries_of_one_document_identify_neither() {
+        let items = [
+            entry(Some("1"), "https://a.com/", "Armenia and Azerbaijan sign a text"),
+            entry(Some("2"), "https://a.com/#x", "Links for 2008-09-14"),
+            entry(Some("3"), "https://a.com/3", "Links for 2008-09-14"),
+            entry(Some("4"), "https://a.com/4", "CSTO summit opens in Minsk"),
+        ];
+        let keys = DedupKeys::of_document(&items);
+        assert_eq!(keys[0].url, None, "the homepage link is everyone's");
+        assert_eq!(keys[1].url, None, "differs only by its fragment");
+        assert_eq!((keys[1].title.as_ref(), keys[2].title.as_ref()), (None, None));
+        assert_eq!(keys[2].url.as_deref(), Some("//a.com/3"));
+        assert_eq!(keys[3], DedupKeys::of(&items[3]), "a lone entry keeps every key");
+        assert!(keys.iter().all(|k| k.guid.is_some()));
+    }
+
+    #[test]
+    fn an_entry_repeated_word_for_word_is_still_one_item() {
+        let items = [
+            entry(None, "https://a.com/x", "Short"),
+            entry(None, "https://a.com/x", "Short"),
+            entry(None, "https://a.com/", "One headline of the day"),
+            entry(None, "https://a.com/", "Another headline of the day"),
+        ];
+        let keys = DedupKeys::of_document(&items);
+        assert_eq!(keys[0], keys[1]);
+        assert_eq!(keys[0].url.as_deref(), Some("//a.com/x"));
+        assert_ne!(keys[2], keys[3], "distinct titles under one shared link");
+        assert_eq!(keys[2].url, None);
+        assert!(keys[2].title.is_some());
     }
 
     fn host() -> impl Strategy<Value = String> {

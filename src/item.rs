@@ -21,8 +21,12 @@ pub struct Item {
     /// Full content as plain text: the feed's `content:encoded` / Atom content,
     /// or the article page's extracted body. Used for tagging, never posted.
     pub content: String,
-    /// When the item was published; the first-seen time when the feed gives none.
+    /// When the item was published; the first-seen time when the feed gives
+    /// none or one that cannot be read (then `dated` is false).
     pub published: Timestamp,
+    /// Whether `published` comes from the feed. An undated entry is never
+    /// treated as published now: on a feed's first poll it is backfill.
+    pub dated: bool,
     /// When the feed says it was last updated, if it says.
     pub updated: Option<Timestamp>,
     /// Feed categories, as given.

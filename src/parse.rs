@@ -17,8 +17,11 @@ use feed_rs::model::{Entry, Link};
 use jiff::Timestamp;
 use url::Url;
 
-use crate::fetch::charset::to_utf8_xml;
+use crate::fetch::charset::decode_feed;
 use crate::item::Item;
+
+mod dates;
+pub(crate) mod repair;
 use crate::text::{html_to_text, one_line};
 
 /// What a feed holds, normalised.
@@ -28,6 +31,9 @@ pub struct ParsedFeed {
     pub items: Vec<Item>,
     /// RSS `<ttl>`: a hint for the poll interval (the scheduler clamps it).
     pub ttl: Option<Duration>,
+    /// What was wrong but readable (a repaired document, a charset the feed
+    /// lied about): shown by `status` and logged, never a failure.
+    pub warnings: Vec<String>,
 }
 
 /// Why a body is not a usable feed.
@@ -59,6 +65,11 @@ impl ParseError {
 const MADE_UP_TITLE_CHARS: usize = 120;
 
 /// Parses a feed body into items. `now` stands in for a missing publication date.
+///
+/// feed-rs reads the document first. When it refuses it (ill-formed XML, a
+/// field type it does not know, a cut-off download), the document is
+/// repaired ([`repair`]) and read again; what that recovers is kept, with a
+/// warning in [`ParsedFeed::warnings`].
 pub fn parse_feed(
     body: &[u8],
     content_type: Option<&str>,
@@ -66,7 +77,9 @@ pub fn parse_feed(
     feed_name: &str,
     now: Timestamp,
 ) -> Result<ParsedFeed, ParseError> {
-    let utf8 = to_utf8_xml(body, content_type);
+    let decoded = decode_feed(body, content_type);
+    let mut warnings: Vec<String> = decoded.warning.into_iter().collect();
+    let utf8 = decoded.text;
     let start = utf8.iter().position(|b| !b.is_ascii_whitespace());
     let Some(start) = start else {
         return Err(ParseError::Empty);
@@ -83,38 +96,66 @@ pub fn parse_feed(
     let input: &[u8] = patched.as_deref().unwrap_or(text);
     let root = if is_xml { root_element(input) } else { None };
 
-    let parser = feed_rs::parser::Builder::new()
-        .base_uri(Some(feed_url.as_str()))
-        .id_generator(|_links, _title, _uri| String::new())
-        .build();
     // quick-xml stops quietly at the end of input or fails with a generic
     // error, so a cut-off download is recognised by its missing closing tag.
     let truncated = root
         .as_ref()
         .filter(|root| !has_closing_tag(input, &root.qualified_name))
-        .map(|root| ParseError::Truncated(root.qualified_name.clone()));
-    let feed = parser.parse(input).map_err(|e| match e {
-        feed_rs::parser::ParseFeedError::ParseError(feed_rs::parser::ParseErrorKind::NoFeedRoot) => {
-            ParseError::NotAFeed(match &root {
+        .map(|root| root.qualified_name.clone());
+    let first_try = match &truncated {
+        Some(_) => None,
+        None => Some(read_with_feed_rs(input, feed_url)),
+    };
+    let feed = match first_try {
+        Some(Ok(feed)) => feed,
+        Some(Err(feed_rs::parser::ParseFeedError::ParseError(
+            feed_rs::parser::ParseErrorKind::NoFeedRoot,
+        ))) if !is_xml || root.as_ref().is_none_or(|r| !is_feed_root(&r.name)) => {
+            return Err(ParseError::NotAFeed(match &root {
                 Some(root) => format!(
                     "the document's root element <{}> is not RSS, Atom or RDF",
                     root.name
                 ),
                 None => "neither XML nor JSON Feed".to_string(),
-            })
+            }));
         }
-        other => ParseError::Malformed(other.to_string()),
-    });
-    let feed = match (feed, truncated) {
-        (Err(ParseError::NotAFeed(reason)), _) => return Err(ParseError::NotAFeed(reason)),
-        (_, Some(truncated)) => return Err(truncated),
-        (result, None) => result?,
+        Some(Err(e)) if !is_xml => match loosen_json_feed(input) {
+            Some(loose) => match read_with_feed_rs(&loose, feed_url) {
+                Ok(feed) => feed,
+                Err(_) => return Err(ParseError::Malformed(e.to_string())),
+            },
+            None => return Err(ParseError::Malformed(e.to_string())),
+        },
+        refused => {
+            let why = match refused {
+                Some(Err(e)) => ParseError::Malformed(e.to_string()),
+                _ => ParseError::Truncated(truncated.clone().unwrap_or_default()),
+            };
+            let repaired = repair::repair(input);
+            let repatched = patch_for_feed_rs(&repaired.xml);
+            let fixed = repatched.as_deref().unwrap_or(&repaired.xml);
+            match read_with_feed_rs(fixed, feed_url) {
+                Ok(feed) if !(repaired.truncated && feed.entries.is_empty()) => {
+                    warnings.push(format!(
+                        "recovered {} entries from {} ({why})",
+                        feed.entries.len(),
+                        if repaired.truncated {
+                            "a truncated document"
+                        } else {
+                            "an ill-formed document"
+                        },
+                    ));
+                    feed
+                }
+                _ => return Err(why),
+            }
+        }
     };
 
     let items = feed
         .entries
         .into_iter()
-        .filter_map(|entry| normalise_entry(entry, feed_url, feed_name, now))
+        .map(|entry| normalise_entry(entry, feed_url, feed_name, now))
         .collect();
     Ok(ParsedFeed {
         title: feed
@@ -125,11 +166,69 @@ pub fn parse_feed(
         ttl: feed
             .ttl
             .map(|minutes| Duration::from_secs(u64::from(minutes) * 60)),
+        warnings,
     })
 }
 
-/// One entry as an [`Item`]; `None` for an entry with nothing in it at all.
-fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp) -> Option<Item> {
+/// A JSON Feed feed-rs refused, reshaped into what it reads: any
+/// `version` naming JSON Feed 1.x (`http:`, "1.0", "1.1") becomes the
+/// canonical URL, and fields written as one string where the spec has a
+/// list (`tags`) become lists. `None` when it is not a JSON object.
+fn loosen_json_feed(input: &[u8]) -> Option<Vec<u8>> {
+    use serde_json::Value;
+    let mut doc: Value = serde_json::from_slice(input).ok()?;
+    let object = doc.as_object_mut()?;
+    object.insert(
+        "version".into(),
+        Value::String("https://jsonfeed.org/version/1.1".into()),
+    );
+    if let Some(items) = object.get_mut("items").and_then(Value::as_array_mut) {
+        items.retain(Value::is_object);
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(Value::String(tags)) = item.get("tags") {
+                let list = tags
+                    .split(',')
+                    .map(|t| Value::String(t.trim().to_string()))
+                    .filter(|t| t.as_str().is_some_and(|t| !t.is_empty()))
+                    .collect();
+                item.insert("tags".into(), Value::Array(list));
+            }
+            // An id must be a string; numbers are common.
+            if let Some(id @ Value::Number(_)) = item.get("id") {
+                let id = id.to_string();
+                item.insert("id".into(), Value::String(id));
+            }
+        }
+    }
+    serde_json::to_vec(&doc).ok()
+}
+
+/// Root element names a feed can have (feed-rs reads these).
+fn is_feed_root(name: &str) -> bool {
+    matches!(
+        name,
+        "rss" | "RDF" | "feed" | "entry" | "RSS" | "rdf" | "channel" | "CHANNEL"
+    )
+}
+
+fn read_with_feed_rs(
+    input: &[u8],
+    feed_url: &Url,
+) -> Result<feed_rs::model::Feed, feed_rs::parser::ParseFeedError> {
+    feed_rs::parser::Builder::new()
+        .base_uri(Some(feed_url.as_str()))
+        .id_generator(|_links, _title, _uri| String::new())
+        .timestamp_parser(|text| {
+            let t = dates::parse_date(text)?;
+            chrono::DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().try_into().ok()?)
+        })
+        .build()
+        .parse(input)
+}
+
+/// One entry as an [`Item`]. Every entry is kept, even one with no title or
+/// text (a link or GUID alone still tells a reader something happened).
+fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp) -> Item {
     let guid = Some(entry.id.trim().to_string()).filter(|id| !id.is_empty());
     let updated = entry
         .updated
@@ -137,8 +236,9 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
     let published = entry
         .published
         .and_then(|t| to_timestamp((t.timestamp(), t.timestamp_subsec_nanos())))
-        .or(updated)
-        .unwrap_or(now);
+        .or(updated);
+    let dated = published.is_some();
+    let published = published.unwrap_or(now);
     let url = article_link(&entry.links, feed_url).or_else(|| permalink_guid(guid.as_deref()));
     let summary = entry
         .summary
@@ -146,7 +246,13 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
         .unwrap_or_default();
     let content = entry
         .content
-        .filter(|c| c.content_type.ty() == "text" || c.content_type.suffix().is_some())
+        .filter(|c| {
+            let mime = &c.content_type;
+            mime.ty() == "text"
+                || mime.subty() == "xhtml"
+                || mime.subty() == "html"
+                || mime.suffix().is_some()
+        })
         .and_then(|c| c.body)
         .map(|body| html_to_text(&body))
         .unwrap_or_default();
@@ -157,9 +263,6 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
     if title.is_empty() {
         title = made_up_title(if summary.is_empty() { &content } else { &summary });
     }
-    if title.is_empty() && summary.is_empty() && content.is_empty() && url.is_none() {
-        return None;
-    }
     let mut categories: Vec<String> = Vec::new();
     for category in entry.categories {
         let label = one_line(&html_to_text(&category.term));
@@ -167,7 +270,7 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
             categories.push(label);
         }
     }
-    Some(Item {
+    Item {
         feed: feed_name.to_string(),
         guid,
         url,
@@ -175,9 +278,10 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
         summary,
         content,
         published,
+        dated,
         updated,
         categories,
-    })
+    }
 }
 
 /// The article's own link: the first one that is not a comments link or
@@ -311,14 +415,124 @@ fn has_closing_tag(xml: &[u8], qualified_name: &str) -> bool {
 const RSS_090_NAMESPACE: &[u8] = b"http://my.netscape.com/rdf/simple/0.9/";
 const RSS_10_NAMESPACE: &[u8] = b"http://purl.org/rss/1.0/";
 
+/// The Atom 0.3 namespace: the same shape as Atom 1.0 for what we read,
+/// but feed-rs only knows 1.0's, so 0.3 documents read as empty.
+const ATOM_03_NAMESPACE: &[u8] = b"http://purl.org/atom/ns#";
+const ATOM_10_NAMESPACE: &[u8] = b"http://www.w3.org/2005/Atom";
+
 /// Rewrites what feed-rs 3.0 would refuse or misread: an `<rss>` version it
-/// does not know, and the RSS 0.90 namespace. `None` when nothing needs changing.
+/// does not know, a default namespace on `<rss>` (feed-rs then sees no RSS
+/// element at all), and the RSS 0.90 and Atom 0.3 namespaces. `None` when
+/// nothing needs changing.
 fn patch_for_feed_rs(xml: &[u8]) -> Option<Vec<u8>> {
-    let root = root_element(xml)?;
-    if root.name == "RDF" && find(xml, RSS_090_NAMESPACE).is_some() {
-        return Some(replace_all(xml, RSS_090_NAMESPACE, RSS_10_NAMESPACE));
+    let mut doc: Option<Vec<u8>> = None;
+    for patch in [
+        patch_bare_rdf_root,
+        patch_rss_090,
+        patch_atom_03,
+        patch_rss_default_namespace,
+        patch_rss_without_channel,
+        patch_rss_version,
+    ] {
+        if let Some(patched) = patch(doc.as_deref().unwrap_or(xml)) {
+            doc = Some(patched);
+        }
     }
-    patch_rss_version(xml)
+    doc
+}
+
+/// The other spelling of the Netscape RSS 0.90 namespace.
+const RSS_090_CHANNEL_NAMESPACE: &[u8] = b"http://channel.netscape.com/rdf/simple/0.9/";
+
+fn patch_rss_090(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    if root.name != "RDF" {
+        return None;
+    }
+    let mut doc: Option<Vec<u8>> = None;
+    for namespace in [RSS_090_NAMESPACE, RSS_090_CHANNEL_NAMESPACE] {
+        let current = doc.as_deref().unwrap_or(xml);
+        if find(current, namespace).is_some() {
+            doc = Some(replace_all(current, namespace, RSS_10_NAMESPACE));
+        }
+    }
+    doc
+}
+
+/// A bare `<rdf>` root (no prefix, no namespace) is RSS 1.0's `<rdf:RDF>`.
+fn patch_bare_rdf_root(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    if root.qualified_name != "rdf" {
+        return None;
+    }
+    let start = root.attrs.start - "<rdf".len();
+    let mut patched = Vec::with_capacity(xml.len() + 128);
+    patched.extend_from_slice(&xml[..start]);
+    patched.extend_from_slice(
+        b"<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\" xmlns=\"http://purl.org/rss/1.0/\"",
+    );
+    let rest = &xml[root.attrs.start..];
+    patched.extend_from_slice(&replace_all(rest, b"</rdf>", b"</rdf:RDF>"));
+    Some(patched)
+}
+
+/// Atom 0.3 → 1.0: the namespace, `issued`/`modified` → `published`/`updated`,
+/// and its MIME-typed text constructs (`type="text/plain"`) → 1.0's names.
+fn patch_atom_03(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    if root.name != "feed" || find(&xml[root.attrs.clone()], ATOM_03_NAMESPACE).is_none() {
+        return None;
+    }
+    let mut doc = replace_all(xml, ATOM_03_NAMESPACE, ATOM_10_NAMESPACE);
+    for (from, to) in [
+        (&b"<issued>"[..], &b"<published>"[..]),
+        (b"</issued>", b"</published>"),
+        (b"<modified>", b"<updated>"),
+        (b"</modified>", b"</updated>"),
+        (b"type=\"text/plain\"", b"type=\"text\""),
+        (b"type=\"application/xhtml+xml\"", b"type=\"xhtml\""),
+    ] {
+        if find(&doc, from).is_some() {
+            doc = replace_all(&doc, from, to);
+        }
+    }
+    Some(doc)
+}
+
+/// Wraps the items of an `<rss>` that has no `<channel>` in one (feed-rs
+/// reads items only inside a channel).
+fn patch_rss_without_channel(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    if root.qualified_name != "rss"
+        || find(xml, b"<channel").is_some()
+        || xml[..root.attrs.end].ends_with(b"/")
+    {
+        return None;
+    }
+    let close = xml.windows(6).rposition(|w| w == b"</rss>").unwrap_or(xml.len());
+    let open_end = root.attrs.end + 1;
+    let mut patched = Vec::with_capacity(xml.len() + 24);
+    patched.extend_from_slice(&xml[..open_end]);
+    patched.extend_from_slice(b"<channel>");
+    patched.extend_from_slice(&xml[open_end..close]);
+    patched.extend_from_slice(b"</channel>");
+    patched.extend_from_slice(&xml[close..]);
+    Some(patched)
+}
+
+/// Drops `xmlns="..."` from an `<rss>` root (UserLand's `rss2` namespace and
+/// the like): RSS 2.0 has no namespace, and feed-rs ignores namespaced elements.
+fn patch_rss_default_namespace(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    if root.qualified_name != "rss" {
+        return None;
+    }
+    let attrs = std::str::from_utf8(&xml[root.attrs.clone()]).ok()?;
+    let (range, _) = attr_value(attrs, "xmlns")?;
+    let mut patched = Vec::with_capacity(xml.len());
+    patched.extend_from_slice(&xml[..root.attrs.start + range.start]);
+    patched.extend_from_slice(&xml[root.attrs.start + range.end..]);
+    Some(patched)
 }
 
 fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {

@@ -188,14 +188,9 @@ impl Pipeline {
         };
 
         // Drop what we already have before any article page is fetched for it.
-        let candidates: Vec<(crate::item::Item, DedupKeys)> = parsed
-            .items
-            .into_iter()
-            .map(|item| {
-                let keys = DedupKeys::of(&item);
-                (item, keys)
-            })
-            .collect();
+        let document_keys = DedupKeys::of_document(&parsed.items);
+        let candidates: Vec<(crate::item::Item, DedupKeys)> =
+            parsed.items.into_iter().zip(document_keys).collect();
         let (mut fresh, keys): (Vec<_>, Vec<_>) = self
             .with_store(move |s| -> crate::store::Result<Vec<_>> {
                 let mut fresh = Vec::new();
@@ -230,6 +225,10 @@ impl Pipeline {
                 NewItem { item, keys, tags }
             })
             .collect();
+        let warning = (!parsed.warnings.is_empty()).then(|| parsed.warnings.join("; "));
+        if let Some(warning) = &warning {
+            warn!(feed = %feed.name, warning = %warning, "feed read with a warning");
+        }
         let summary = self
             .store_success(
                 feed,
@@ -241,6 +240,9 @@ impl Pipeline {
                 parsed.ttl,
             )
             .await?;
+        let name = feed.name.clone();
+        self.with_store(move |s| s.set_feed_warning(&name, warning.as_deref()))
+            .await??;
         Ok(Outcome::Fetched { bytes, summary })
     }
 

@@ -163,6 +163,7 @@ fn item(url: Option<Url>, summary: &str, content: &str) -> Item {
         content: content.into(),
         published: jiff::Timestamp::UNIX_EPOCH,
         updated: None,
+        dated: true,
         categories: Vec::new(),
     }
 }

@@ -12,6 +12,88 @@ use std::borrow::Cow;
 
 use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
+/// A body decoded to UTF-8, and what was wrong with its charset, if anything.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub text: Cow<'a, [u8]>,
+    /// "declared UTF-8, decoded as windows-1251": the declared (or default)
+    /// charset did not decode the bytes and a detector chose another.
+    pub warning: Option<String>,
+}
+
+/// Decodes a feed body like [`to_utf8_xml`], and when the charset it
+/// would use does not decode the bytes cleanly, detects the real one with
+/// chardetng (Firefox's detector) and says so in [`Decoded::warning`].
+///
+/// A UTF-8 body with a few stray bytes stays UTF-8 (a lossy read): a
+/// detector asked to leave UTF-8 out would turn every accented letter of
+/// such a feed into mojibake, which is worse than one replacement character.
+pub fn decode_feed<'a>(body: &'a [u8], content_type: Option<&str>) -> Decoded<'a> {
+    let rest = match Encoding::for_bom(body) {
+        Some(_) => return plain(to_utf8_xml(body, content_type)),
+        None if sniff_utf16_without_bom(body).is_some() => return plain(to_utf8_xml(body, content_type)),
+        None => body,
+    };
+    if std::str::from_utf8(rest).is_ok() {
+        return plain(to_utf8_xml(body, content_type));
+    }
+    let declared = declared_encoding(rest, content_type);
+    if let Some(encoding) = declared {
+        let (text, had_errors) = encoding.decode_without_bom_handling(rest);
+        if !had_errors {
+            return plain(Cow::Owned(rewrite_prolog_encoding(&text).into_bytes()));
+        }
+    } else if mostly_utf8(rest) {
+        return plain(to_utf8_xml(body, content_type));
+    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(rest, true);
+    let guess = detector.guess(None, chardetng::Utf8Detection::Deny);
+    let (text, _) = guess.decode_without_bom_handling(rest);
+    let claimed = declared.map_or_else(
+        || {
+            content_type
+                .and_then(charset_param)
+                .map(str::to_string)
+                .or_else(|| prolog_encoding(rest))
+                .unwrap_or_else(|| "nothing (UTF-8 by default)".to_string())
+        },
+        |e| e.name().to_string(),
+    );
+    Decoded {
+        text: Cow::Owned(rewrite_prolog_encoding(&text).into_bytes()),
+        warning: Some(format!("declared {claimed}, decoded as {}", guess.name())),
+    }
+}
+
+fn plain(text: Cow<'_, [u8]>) -> Decoded<'_> {
+    Decoded { text, warning: None }
+}
+
+/// Whether invalid UTF-8 is still mostly UTF-8: more well-formed multi-byte
+/// sequences than stray bytes.
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let mut multibyte = 0usize;
+    let mut stray = 0usize;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                multibyte += valid.chars().filter(|c| !c.is_ascii()).count();
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                multibyte +=
+                    std::str::from_utf8(valid).map_or(0, |v| v.chars().filter(|c| !c.is_ascii()).count());
+                stray += 1;
+                rest = &after[e.error_len().unwrap_or(after.len()).max(1).min(after.len())..];
+            }
+        }
+    }
+    multibyte > stray
+}
+
 /// Returns `body` as UTF-8 with a prolog that declares UTF-8 (or none).
 ///
 /// Borrows when the body is already UTF-8 and its prolog agrees, which is
@@ -224,6 +306,32 @@ mod tests {
     fn invalid_utf8_without_any_label_is_read_lossily() {
         let body = b"<t>ok \xFF end</t>";
         assert_eq!(utf8(to_utf8_xml(body, None)), "<t>ok \u{FFFD} end</t>");
+    }
+
+    #[test]
+    fn undeclared_cp1251_is_detected_with_a_warning() {
+        let (bytes, _, _) = encoding_rs::WINDOWS_1251
+            .encode("<rss><t>Организация Договора о коллективной безопасности провела учения</t></rss>");
+        let decoded = decode_feed(&bytes, Some("application/rss+xml; charset=utf-8"));
+        let text = String::from_utf8(decoded.text.into_owned()).unwrap();
+        assert!(text.contains("коллективной безопасности"), "{text}");
+        assert_eq!(
+            decoded.warning.as_deref(),
+            Some("declared utf-8, decoded as windows-1251")
+        );
+    }
+
+    #[test]
+    fn utf8_with_one_stray_byte_stays_utf8() {
+        let mut body = "<t>Ереван, Ереван, Ереван".as_bytes().to_vec();
+        body.extend_from_slice(b" \x92 </t>");
+        let decoded = decode_feed(&body, None);
+        assert!(decoded.warning.is_none());
+        assert!(
+            String::from_utf8(decoded.text.into_owned())
+                .unwrap()
+                .contains("Ереван")
+        );
     }
 
     #[test]

@@ -264,7 +264,7 @@ fn invented_ids_never_become_guids() {
     let second = parse("no_guid_no_link.xml");
     assert_eq!(first.items, second.items, "parsing is deterministic");
     let items = &first.items;
-    assert_eq!(items.len(), 3, "the empty <item/> is dropped");
+    assert_eq!(items.len(), 4, "even the empty <item/> is an entry");
     assert_eq!(items[0].guid, None);
     assert_eq!(items[0].title, "A title and nothing else");
     assert_eq!(items[0].url, None);
@@ -296,8 +296,23 @@ fn bad_input_gets_a_kind() {
         kind("html_not_feed.html", Some("text/html; charset=utf-8")),
         "not-a-feed"
     );
-    assert_eq!(kind("truncated.xml", None), "truncated");
-    assert_eq!(kind("malformed.xml", None), "malformed");
+    // Damaged but readable: every complete entry is recovered, with a warning.
+    let recovered = |name: &str| {
+        let feed = parse_as(name, "https://massispost.com/feed/", None).unwrap();
+        (feed.items.len(), feed.warnings.join("; "))
+    };
+    let (items, warning) = recovered("truncated.xml");
+    assert!(items >= 1, "{items}");
+    assert!(
+        warning.starts_with(&format!("recovered {items} entries from a truncated document")),
+        "{warning}"
+    );
+    let (items, warning) = recovered("malformed.xml");
+    assert_eq!(items, 1);
+    assert!(
+        warning.starts_with("recovered 1 entries from an ill-formed document"),
+        "{warning}"
+    );
     let empty = parse_feed(
         b"  \n",
         None,

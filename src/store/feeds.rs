@@ -115,6 +115,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records what was wrong but readable in the feed's latest document (a
+    /// recovered ill-formed document, a charset it lied about), or clears it.
+    pub fn set_feed_warning(&mut self, name: &str, warning: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE feeds SET last_warning = ?2 WHERE name = ?1",
+            params![name, warning],
+        )?;
+        Ok(())
+    }
+
+    /// Every feed's latest warning, by feed name.
+    pub fn feed_warnings(&self) -> Result<std::collections::HashMap<String, String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, last_warning FROM feeds WHERE last_warning IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
 /// Creates the feed's row if it is new.
 pub(super) fn ensure_feed(conn: &rusqlite::Connection, name: &str, url: &str) -> rusqlite::Result<()> {
     conn.execute(

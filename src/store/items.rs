@@ -115,7 +115,8 @@ impl Store {
                 summary.duplicates += 1;
                 continue;
             }
-            let backfill = cutoff.is_some_and(|c| new.item.published < c);
+            // An undated entry on a first poll may be years old: never post it as new.
+            let backfill = cutoff.is_some_and(|c| !new.item.dated || new.item.published < c);
             insert_item(&tx, new, poll.at, backfill)?;
             summary.new += 1;
             if backfill {
@@ -231,6 +232,20 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Per feed, how many stored items had no readable date (their first-seen
+    /// time stands in for it), for `status`.
+    pub fn undated_counts(&self) -> Result<std::collections::HashMap<String, u64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT feed, count(*) FROM items WHERE undated GROUP BY feed")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
 fn known(conn: &rusqlite::Connection, keys: &DedupKeys, now: Timestamp) -> rusqlite::Result<bool> {
     let title_since = to_unix(now) - TITLE_KEY_WINDOW.as_secs() as i64;
     let mut stmt = conn.prepare_cached("SELECT first_seen_at FROM seen_keys WHERE kind = ?1 AND key = ?2")?;
@@ -248,8 +263,8 @@ fn insert_item(tx: &Transaction<'_>, new: &NewItem, now: Timestamp, backfill: bo
     let item = &new.item;
     tx.execute(
         "INSERT INTO items (feed, guid, url, canonical_url, title_key, title, summary, content, categories,
-             published_at, updated_at, first_seen_at, status, tags, score, relevant)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             published_at, updated_at, first_seen_at, status, tags, score, relevant, undated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             item.feed,
             item.guid,
@@ -267,6 +282,7 @@ fn insert_item(tx: &Transaction<'_>, new: &NewItem, now: Timestamp, backfill: bo
             serde_json::to_string(&new.tags.tags)?,
             new.tags.score,
             new.tags.relevant,
+            !item.dated,
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -295,6 +311,7 @@ mod tests {
             content: String::new(),
             published,
             updated: None,
+            dated: true,
             categories: vec![],
         };
         let keys = DedupKeys::of(&item);

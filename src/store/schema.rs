@@ -80,6 +80,13 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (item_id, destination)
     ) WITHOUT ROWID;
     "#,
+    // 2: entries whose date could not be read (never counted as published at
+    // poll time), and a feed's last warning (a recovered document, a charset
+    // the feed lied about) for `status`.
+    r#"
+    ALTER TABLE items ADD COLUMN undated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN last_warning TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
