@@ -21,8 +21,9 @@ use crate::fetch::charset::decode_feed;
 use crate::item::Item;
 
 mod dates;
-pub(crate) mod repair;
-use crate::text::{html_to_text, one_line};
+mod repair;
+mod scan;
+use crate::text::{html_to_text, one_line, title_text};
 
 /// What a feed holds, normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +107,7 @@ pub fn parse_feed(
         Some(_) => None,
         None => Some(read_with_feed_rs(input, feed_url)),
     };
+    let mut repaired_doc: Option<Vec<u8>> = None;
     let feed = match first_try {
         Some(Ok(feed)) => feed,
         Some(Err(feed_rs::parser::ParseFeedError::ParseError(
@@ -136,6 +138,7 @@ pub fn parse_feed(
             let fixed = repatched.as_deref().unwrap_or(&repaired.xml);
             match read_with_feed_rs(fixed, feed_url) {
                 Ok(feed) if !(repaired.truncated && feed.entries.is_empty()) => {
+                    repaired_doc = Some(repatched.unwrap_or(repaired.xml));
                     warnings.push(format!(
                         "recovered {} entries from {} ({why})",
                         feed.entries.len(),
@@ -152,15 +155,18 @@ pub fn parse_feed(
         }
     };
 
-    let items = feed
+    let mut items: Vec<Item> = feed
         .entries
         .into_iter()
         .map(|entry| normalise_entry(entry, feed_url, feed_name, now))
         .collect();
+    if is_xml {
+        fill_from_scan(&mut items, repaired_doc.as_deref().unwrap_or(input), feed_url);
+    }
     Ok(ParsedFeed {
         title: feed
             .title
-            .map(|t| one_line(&html_to_text(&t.content)))
+            .map(|t| title_text(&t.content))
             .filter(|t| !t.is_empty()),
         items,
         ttl: feed
@@ -203,6 +209,50 @@ fn loosen_json_feed(input: &[u8]) -> Option<Vec<u8>> {
     serde_json::to_vec(&doc).ok()
 }
 
+/// Fills what feed-rs left empty (title, text, link, date) from the fields
+/// it does not read (see [`scan`]); only when some entry needs it.
+fn fill_from_scan(items: &mut [Item], doc: &[u8], feed_url: &Url) {
+    let needs = |i: &Item| {
+        i.title.is_empty() || (i.summary.is_empty() && i.content.is_empty()) || i.url.is_none() || !i.dated
+    };
+    if !items.iter().any(needs) {
+        return;
+    }
+    let raw = scan::scan_entries(doc);
+    if raw.len() != items.len() {
+        return;
+    }
+    for (item, raw) in items.iter_mut().zip(raw) {
+        if item.summary.is_empty()
+            && item.content.is_empty()
+            && let Some(text) = raw.texts.iter().map(|t| html_to_text(t)).find(|t| !t.is_empty())
+        {
+            item.summary = drop_wordpress_footer(text);
+        }
+        if item.url.is_none() {
+            item.url = raw
+                .links
+                .iter()
+                .filter_map(|l| feed_url.join(l.trim()).ok())
+                .find(|u| matches!(u.scheme(), "http" | "https"));
+        }
+        if !item.dated
+            && let Some(date) = raw.dates.iter().find_map(|d| dates::parse_date(d))
+        {
+            item.published = date;
+            item.dated = true;
+        }
+        if item.title.is_empty() {
+            item.title = raw
+                .titles
+                .iter()
+                .map(|t| title_text(t))
+                .find(|t| !t.is_empty())
+                .unwrap_or_else(|| made_up_title(&item.summary));
+        }
+    }
+}
+
 /// Root element names a feed can have (feed-rs reads these).
 fn is_feed_root(name: &str) -> bool {
     matches!(
@@ -240,8 +290,13 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
     let dated = published.is_some();
     let published = published.unwrap_or(now);
     let url = article_link(&entry.links, feed_url).or_else(|| permalink_guid(guid.as_deref()));
+    // Video and podcast feeds (YouTube, Media RSS, iTunes) carry the text in
+    // their media description when there is no summary.
+    let media_text = entry.media.iter().find_map(|m| m.description.as_ref());
     let summary = entry
         .summary
+        .as_ref()
+        .or(media_text)
         .map(|t| drop_wordpress_footer(html_to_text(&t.content)))
         .unwrap_or_default();
     let content = entry
@@ -256,16 +311,13 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
         .and_then(|c| c.body)
         .map(|body| html_to_text(&body))
         .unwrap_or_default();
-    let mut title = entry
-        .title
-        .map(|t| one_line(&html_to_text(&t.content)))
-        .unwrap_or_default();
+    let mut title = entry.title.map(|t| title_text(&t.content)).unwrap_or_default();
     if title.is_empty() {
         title = made_up_title(if summary.is_empty() { &content } else { &summary });
     }
     let mut categories: Vec<String> = Vec::new();
     for category in entry.categories {
-        let label = one_line(&html_to_text(&category.term));
+        let label = title_text(&category.term);
         if !label.is_empty() && !categories.contains(&label) {
             categories.push(label);
         }
@@ -432,6 +484,8 @@ fn patch_for_feed_rs(xml: &[u8]) -> Option<Vec<u8>> {
         patch_atom_03,
         patch_rss_default_namespace,
         patch_rss_without_channel,
+        patch_prefixed_rss,
+        patch_rdf_items_without_link,
         patch_rss_version,
     ] {
         if let Some(patched) = patch(doc.as_deref().unwrap_or(xml)) {
@@ -518,6 +572,68 @@ fn patch_rss_without_channel(xml: &[u8]) -> Option<Vec<u8>> {
     patched.extend_from_slice(b"</channel>");
     patched.extend_from_slice(&xml[close..]);
     Some(patched)
+}
+
+/// `<r:rss xmlns:r="http://backend.userland.com/rss2">`: RSS 2.0 written
+/// with a prefix on every element; the prefix is dropped.
+fn patch_prefixed_rss(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    let (prefix, local) = root.qualified_name.split_once(':')?;
+    if local != "rss" {
+        return None;
+    }
+    let open = format!("<{prefix}:");
+    let close = format!("</{prefix}:");
+    let doc = replace_all(xml, close.as_bytes(), b"</");
+    Some(replace_all(&doc, open.as_bytes(), b"<"))
+}
+
+/// feed-rs drops an RSS 1.0 `<item>` without a `<link>`; its `rdf:about`
+/// (the item's URI) is given as the link, or `about:blank` when it has none
+/// (not a web link, so the item is stored without one).
+fn patch_rdf_items_without_link(xml: &[u8]) -> Option<Vec<u8>> {
+    let root = root_element(xml)?;
+    if root.name != "RDF" {
+        return None;
+    }
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = find(&xml[from..], b"<item") {
+        let start = from + found;
+        from = start + 5;
+        if !xml
+            .get(from)
+            .is_some_and(|b| b.is_ascii_whitespace() || *b == b'>')
+        {
+            continue;
+        }
+        let Some(tag_end) = xml[start..]
+            .iter()
+            .position(|b| *b == b'>')
+            .map(|e| start + e + 1)
+        else {
+            break;
+        };
+        let body_end = find(&xml[tag_end..], b"</item>").map_or(xml.len(), |e| tag_end + e);
+        if find(&xml[tag_end..body_end], b"<link").is_some() || xml[..tag_end].ends_with(b"/>") {
+            continue;
+        }
+        let tag = std::str::from_utf8(&xml[start + 5..tag_end - 1]).unwrap_or("");
+        let about = attr_value(tag, "rdf:about")
+            .map(|(_, v)| v)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or("about:blank");
+        let out = out.get_or_insert_with(|| Vec::with_capacity(xml.len() + 256));
+        out.extend_from_slice(&xml[copied..tag_end]);
+        out.extend_from_slice(b"<link>");
+        out.extend_from_slice(about.as_bytes());
+        out.extend_from_slice(b"</link>");
+        copied = tag_end;
+    }
+    let mut out = out?;
+    out.extend_from_slice(&xml[copied..]);
+    Some(out)
 }
 
 /// Drops `xmlns="..."` from an `<rss>` root (UserLand's `rss2` namespace and

@@ -61,6 +61,53 @@ pub fn html_to_text(html: &str) -> String {
     element_text(fragment.root_element(), &HashSet::new())
 }
 
+/// HTML elements that make a title markup rather than text. A title like
+/// "History of the <blink> tag" (written `&lt;blink&gt;` in the feed) names
+/// an element; stripping it as markup would lose the words, so only the
+/// elements people put in titles to format them count (feedparser's rule).
+const TITLE_MARKUP: &[&str] = &[
+    "a", "abbr", "acronym", "b", "big", "br", "cite", "code", "del", "dfn", "div", "em", "font", "i", "img",
+    "ins", "kbd", "mark", "p", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "time",
+    "tt", "u", "var",
+];
+
+/// A title (or category) as one line of plain text: HTML only when it
+/// looks like HTML (a formatting element or an entity reference), taken
+/// literally otherwise.
+pub fn title_text(title: &str) -> String {
+    if looks_like_markup(title) {
+        one_line(&html_to_text(title))
+    } else {
+        one_line(title)
+    }
+}
+
+fn looks_like_markup(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, b)| match b {
+        b'<' => {
+            let rest = &text[i + 1..];
+            let rest = rest.strip_prefix('/').unwrap_or(rest);
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            TITLE_MARKUP.contains(&name.as_str())
+        }
+        b'&' => {
+            let rest = &bytes[i + 1..];
+            let len = rest
+                .iter()
+                .take(10)
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'#')
+                .count();
+            len > 0 && rest.get(len) == Some(&b';')
+        }
+        _ => false,
+    })
+}
+
 /// Joins lines into one, for titles.
 pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -174,6 +221,18 @@ mod tests {
         assert_eq!(html_to_text("<ul><li>x</li><li>y</li></ul>"), "x\ny");
         assert_eq!(html_to_text(""), "");
         assert_eq!(one_line("a\nb   c"), "a b c");
+    }
+
+    #[test]
+    fn titles_are_markup_only_when_they_look_like_it() {
+        assert_eq!(
+            title_text("History of the <blink> tag"),
+            "History of the <blink> tag"
+        );
+        assert_eq!(title_text("a < b and c > d"), "a < b and c > d");
+        assert_eq!(title_text("<b>Bold</b> &amp; <i>new</i>"), "Bold & new");
+        assert_eq!(title_text("CSTO&#8217;s   moves"), "CSTO’s moves");
+        assert_eq!(title_text("Q&A: AT&T"), "Q&A: AT&T");
     }
 
     #[test]

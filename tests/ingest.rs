@@ -420,3 +420,107 @@ fn retag_applies_a_rules_change_to_stored_items() {
         again.stdout()
     );
 }
+
+/// A fixture from `tests/fixtures/feeds/` as bytes (it may not be UTF-8),
+/// with its `{{H1}}`/`{{H2}}` dates filled in relative to now.
+fn feed_bytes(name: &str) -> Vec<u8> {
+    let bytes = std::fs::read(repo_path(&format!("tests/fixtures/feeds/{name}"))).unwrap();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = &bytes[..];
+    while let Some(at) = rest.windows(2).position(|w| w == b"{{") {
+        out.extend_from_slice(&rest[..at]);
+        let end = rest[at..].windows(2).position(|w| w == b"}}").unwrap() + at + 2;
+        let hours: i64 = std::str::from_utf8(&rest[at + 3..end - 2])
+            .unwrap()
+            .parse()
+            .unwrap();
+        out.extend_from_slice(hours_ago(hours).as_bytes());
+        rest = &rest[end..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+#[test]
+fn damaged_but_readable_feeds_are_stored_with_a_warning() {
+    let server = FeedServer::start();
+    // windows-1251 bytes, declared UTF-8 in both the header and the prolog.
+    server.set(
+        "/lying/",
+        Route::feed(feed_bytes("cp1251_declared_utf8.xml"), "\"l\""),
+    );
+    server.set(
+        "/ill/",
+        Route::feed(feed_bytes("ill_formed_recoverable.xml"), "\"i\""),
+    );
+    server.set("/cut/", Route::feed(feed_bytes("truncated.xml"), "\"c\""));
+    let install = Install::new(&config(
+        &server,
+        &[
+            ("Lying", "/lying/", ""),
+            ("Ill", "/ill/", ""),
+            ("Cut", "/cut/", ""),
+        ],
+        "",
+    ));
+    install.run(&["run", "--once", "--dry-run"]).expect_code(0);
+
+    assert_eq!(
+        install.strings("SELECT title FROM items WHERE feed = 'Lying' ORDER BY id"),
+        [
+            "ОДКБ провела командно-штабные учения в Таджикистане",
+            "Армения и Азербайджан обсудили делимитацию границы"
+        ],
+        "decoded as windows-1251, not stored as replacement characters"
+    );
+    assert_eq!(
+        install.strings("SELECT title FROM items WHERE feed = 'Ill' ORDER BY id"),
+        [
+            "Q&A: what the CSTO summit decided",
+            "History of the <blink> tag",
+            "A story whose date nobody can read"
+        ]
+    );
+    assert_eq!(
+        install.strings("SELECT summary FROM items WHERE feed = 'Ill' AND guid = 'ill-1'"),
+        ["Leaders met in Minsk & agreed on a budget."]
+    );
+    // The 2023 item is old and dated: backfill. The undated one is never
+    // treated as published now: on a first poll it is backfill too.
+    assert_eq!(
+        install.strings(
+            "SELECT guid || ' ' || status || ' ' || undated FROM items WHERE feed = 'Ill' ORDER BY id"
+        ),
+        ["ill-1 pending 0", "ill-2 backfill 0", "ill-3 backfill 1"]
+    );
+    let cut = install.count("SELECT count(*) FROM items WHERE feed = 'Cut'");
+    assert!(cut >= 1, "the complete entries of the cut-off feed are kept");
+
+    let status = install.run(&["status"]);
+    status.expect_code(0);
+    let out = status.stdout();
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        line("Lying").contains("warning: declared utf-8, decoded as windows-1251"),
+        "{out}"
+    );
+    assert!(
+        line("Ill").contains("warning: recovered 3 entries from an ill-formed document"),
+        "{out}"
+    );
+    assert!(
+        line("Cut").contains(&format!(
+            "warning: recovered {cut} entries from a truncated document"
+        )),
+        "{out}"
+    );
+    let ill = line("Ill");
+    let columns: Vec<&str> = ill.split_whitespace().collect();
+    assert_eq!(columns[1], "200", "a warning is not a failure: {ill}");
+    assert_eq!(columns[6], "1", "one undated entry is counted: {ill}");
+}

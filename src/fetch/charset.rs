@@ -44,7 +44,13 @@ pub fn decode_feed<'a>(body: &'a [u8], content_type: Option<&str>) -> Decoded<'a
             return plain(Cow::Owned(rewrite_prolog_encoding(&text).into_bytes()));
         }
     } else if mostly_utf8(rest) {
-        return plain(to_utf8_xml(body, content_type));
+        let (text, strays) = utf8_with_stray_bytes_as_cp1252(rest);
+        return Decoded {
+            text: Cow::Owned(rewrite_prolog_encoding(&text).into_bytes()),
+            warning: Some(format!(
+                "{strays} byte(s) that are not UTF-8 in a UTF-8 document, read as windows-1252"
+            )),
+        };
     }
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(rest, true);
@@ -64,6 +70,21 @@ pub fn decode_feed<'a>(body: &'a [u8], content_type: Option<&str>) -> Decoded<'a
         text: Cow::Owned(rewrite_prolog_encoding(&text).into_bytes()),
         warning: Some(format!("declared {claimed}, decoded as {}", guess.name())),
     }
+}
+
+/// UTF-8 text with a few stray bytes: the valid text as is, each stray byte
+/// as the windows-1252 character it most likely was (`\xA9` → ©), so no
+/// replacement character is stored. Returns the text and the stray count.
+fn utf8_with_stray_bytes_as_cp1252(bytes: &[u8]) -> (String, usize) {
+    let mut out = String::with_capacity(bytes.len() + 16);
+    let mut strays = 0;
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        let (stray, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(chunk.invalid());
+        strays += chunk.invalid().len();
+        out.push_str(&stray);
+    }
+    (out, strays)
 }
 
 fn plain(text: Cow<'_, [u8]>) -> Decoded<'_> {
@@ -324,13 +345,13 @@ mod tests {
     #[test]
     fn utf8_with_one_stray_byte_stays_utf8() {
         let mut body = "<t>Ереван, Ереван, Ереван".as_bytes().to_vec();
-        body.extend_from_slice(b" \x92 </t>");
+        body.extend_from_slice(b" \xA9 </t>");
         let decoded = decode_feed(&body, None);
-        assert!(decoded.warning.is_none());
-        assert!(
-            String::from_utf8(decoded.text.into_owned())
-                .unwrap()
-                .contains("Ереван")
+        let text = String::from_utf8(decoded.text.into_owned()).unwrap();
+        assert!(text.contains("Ереван") && text.contains(" © "), "{text}");
+        assert_eq!(
+            decoded.warning.as_deref(),
+            Some("1 byte(s) that are not UTF-8 in a UTF-8 document, read as windows-1252")
         );
     }
 

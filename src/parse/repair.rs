@@ -160,14 +160,15 @@ pub fn repair(xml: &[u8]) -> Repaired {
     Repaired { xml: out, truncated }
 }
 
+/// One start or end tag, as the forgiving tokenizer read it.
 #[derive(Debug)]
-struct Tag {
-    name: String,
-    attrs: Vec<(String, String)>,
-    closing: bool,
-    self_closing: bool,
+pub(super) struct Tag {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub closing: bool,
+    pub self_closing: bool,
     /// Bytes of input the tag takes, `<` to `>`.
-    len: usize,
+    pub len: usize,
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -175,7 +176,7 @@ fn is_name_byte(b: u8) -> bool {
 }
 
 /// Reads `<name attr=...>`, `</name>` or `<name/>` at the start of `rest`.
-fn read_tag(rest: &[u8]) -> Option<Tag> {
+pub(super) fn read_tag(rest: &[u8]) -> Option<Tag> {
     let mut i = 1;
     let closing = rest.get(1) == Some(&b'/');
     if closing {
@@ -289,10 +290,16 @@ fn open_tag(out: &mut Vec<u8>, tag: &Tag) {
     out.push(b'<');
     out.extend_from_slice(tag.name.as_bytes());
     let is_text_construct = TEXT_CONSTRUCTS.contains(&local_name(&tag.name));
-    // With `src`, Atom content's type must be a MIME type (feed-rs refuses "xhtml").
+    // Atom content with `src` must be empty and typed by MIME type; feed-rs
+    // refuses anything else. A `src` beside a body is dropped (the body is
+    // the text we want); an empty one keeps `src` with a MIME type only.
     let has_src = tag.attrs.iter().any(|(n, _)| n == "src");
+    let drop_src = has_src && !tag.self_closing;
     for (name, value) in &tag.attrs {
-        if has_src && name == "type" && !value.contains('/') {
+        if drop_src && name == "src" {
+            continue;
+        }
+        if has_src && !drop_src && name == "type" && !value.contains('/') {
             continue;
         }
         let value = if is_text_construct && name == "type" {
