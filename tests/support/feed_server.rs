@@ -34,6 +34,12 @@ pub enum Route {
     Slow(Duration),
     /// A 200 body of this many bytes, streamed in 64 KiB chunks and never held whole.
     Endless(u64),
+    /// A 200 body sent as is with exactly these headers (a captured feed
+    /// with its own `Content-Type`, or a gzip body with `Content-Encoding`).
+    Raw {
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Route {
@@ -200,6 +206,19 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 "<rss version=\"2.0\"><channel></channel></rss>",
             )
                 .into_response()
+        }
+        Some(Route::Raw { body, headers }) => {
+            let mut r = body.into_response();
+            r.headers_mut().remove(header::CONTENT_TYPE);
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(&value),
+                ) {
+                    r.headers_mut().append(name, value);
+                }
+            }
+            r
         }
         Some(Route::Endless(total)) => {
             let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
