@@ -212,13 +212,16 @@ fn loosen_json_feed(input: &[u8]) -> Option<Vec<u8>> {
 /// Fills what feed-rs left empty (title, text, link, date) from the fields
 /// it does not read (see [`scan`]); only when some entry needs it.
 fn fill_from_scan(items: &mut [Item], doc: &[u8], feed_url: &Url) {
-    let needs = |i: &Item| {
-        i.title.is_empty() || (i.summary.is_empty() && i.content.is_empty()) || i.url.is_none() || !i.dated
+    let wanted = scan::Wanted {
+        titles: items.iter().any(|i| i.title.is_empty()),
+        texts: items.iter().any(|i| i.summary.is_empty() && i.content.is_empty()),
+        dates: items.iter().any(|i| !i.dated),
+        links: items.iter().any(|i| i.url.is_none()),
     };
-    if !items.iter().any(needs) {
+    if !(wanted.titles || wanted.texts || wanted.dates || wanted.links) {
         return;
     }
-    let raw = scan::scan_entries(doc);
+    let raw = scan::scan_entries(doc, wanted);
     if raw.len() != items.len() {
         return;
     }

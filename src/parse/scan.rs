@@ -44,8 +44,18 @@ const DATE_NAMES: &[&str] = &[
     "lastmod",
 ];
 
+/// Which fields to collect: only what some entry lacks, so a large feed
+/// whose entries lack only a date does not have its texts copied again.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted {
+    pub titles: bool,
+    pub texts: bool,
+    pub dates: bool,
+    pub links: bool,
+}
+
 /// Every `<item>` / `<entry>` of the document, in order.
-pub fn scan_entries(xml: &[u8]) -> Vec<RawEntry> {
+pub fn scan_entries(xml: &[u8], wanted: Wanted) -> Vec<RawEntry> {
     let mut entries = Vec::new();
     let mut depth = 0usize;
     // (depth of the current entry element, the child being captured: name and where its content starts)
@@ -74,7 +84,7 @@ pub fn scan_entries(xml: &[u8]) -> Vec<RawEntry> {
                 && Some(depth) == entry_depth.map(|d| d + 1)
             {
                 if let Some(entry) = entries.last_mut() {
-                    record(entry, name, &xml[*start..at]);
+                    record(entry, name, &xml[*start..at], wanted);
                 }
                 child = None;
             }
@@ -88,7 +98,9 @@ pub fn scan_entries(xml: &[u8]) -> Vec<RawEntry> {
             entries.push(RawEntry::default());
             entry_depth = Some(depth);
         } else if entry_depth.map(|d| d + 1) == Some(depth) {
-            if let Some(entry) = entries.last_mut() {
+            if let Some(entry) = entries.last_mut()
+                && wanted.links
+            {
                 record_attributes(entry, &tag);
             }
             if !tag.self_closing {
@@ -133,20 +145,23 @@ fn record_attributes(entry: &mut RawEntry, tag: &Tag) {
     }
 }
 
-fn record(entry: &mut RawEntry, name: &str, inner: &[u8]) {
+fn record(entry: &mut RawEntry, name: &str, inner: &[u8], wanted: Wanted) {
     let local = local_name(name);
-    let value = decode_xml(inner);
-    if value.trim().is_empty() {
-        return;
-    }
-    if local == "title" {
-        entry.titles.push(value);
+    let list = if local == "title" {
+        wanted.titles.then_some(&mut entry.titles)
     } else if TEXT_NAMES.contains(&local) {
-        entry.texts.push(value);
+        wanted.texts.then_some(&mut entry.texts)
     } else if DATE_NAMES.contains(&local) {
-        entry.dates.push(value.trim().to_string());
+        wanted.dates.then_some(&mut entry.dates)
     } else if local == "link" {
-        entry.links.push(value.trim().to_string());
+        wanted.links.then_some(&mut entry.links)
+    } else {
+        None
+    };
+    let Some(list) = list else { return };
+    let value = decode_xml(inner);
+    if !value.trim().is_empty() {
+        list.push(value.trim().to_string());
     }
 }
 
@@ -225,7 +240,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn any_input_is_scanned_without_panicking(doc in "(<item>|</item>|<dc:title>|</dc:title>|&#?[a-z0-9]{0,14};?|<!\\[CDATA\\[|\\]\\]>|—|é|[a-z <>/=\"'&;]){0,60}") {
-            let _ = scan_entries(doc.as_bytes());
+            let _ = scan_entries(doc.as_bytes(), Wanted { titles: true, texts: true, dates: true, links: true });
             let _ = unescape(&doc);
             let _ = super::super::repair::repair(doc.as_bytes());
             let _ = super::super::dates::parse_date(&doc);
@@ -239,7 +254,13 @@ mod tests {
               <xhtml:body><p>Some <b>text</b> &amp; more</p></xhtml:body></item>
             <item><a10:link href="http://a/1"/><description><![CDATA[<p>x</p>]]></description></item>
         </channel></rss>"#;
-        let entries = scan_entries(xml);
+        let all = Wanted {
+            titles: true,
+            texts: true,
+            dates: true,
+            links: true,
+        };
+        let entries = scan_entries(xml, all);
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].titles, ["Only a dc title"]);
         assert_eq!(entries[0].dates, ["2004-01-05"]);
