@@ -17,7 +17,9 @@
 //! *distinct* entries of the same document share identifies neither of them
 //! and is dropped from both ([`DedupKeys::of_document`]): a feed whose every
 //! `<link>` is its homepage, links that differ only by `#fragment`, a weekly
-//! column whose posts share one title. Entries are distinct when their GUIDs
+//! column whose posts share one title. A site's front page is never a key
+//! at all (it names no article, and a feed that links every entry there may
+//! bring them one per poll). Entries are distinct when their GUIDs
 //! differ (or, without GUIDs, their title or summary): one entry repeated
 //! word for word is a true duplicate and is still stored once. Everything
 //! across documents is caught as before — the same story under a changed
@@ -62,7 +64,7 @@ impl DedupKeys {
                 .map(str::trim)
                 .filter(|g| !g.is_empty())
                 .map(|g| format!("{}\t{g}", item.feed)),
-            url: item.url.as_ref().map(canonical_url),
+            url: item.url.as_ref().filter(|u| !is_site_root(u)).map(canonical_url),
             title: title_key(&item.title),
             text: None,
         };
@@ -134,6 +136,13 @@ impl DedupKeys {
         .into_iter()
         .filter_map(|(kind, key)| key.as_deref().map(|k| (kind, k)))
     }
+}
+
+/// A site's front page (`https://example.org/`, no query) names no article:
+/// feeds that link every entry there would otherwise merge entries that
+/// arrive one per poll, where the in-document rule cannot see the sharing.
+fn is_site_root(url: &Url) -> bool {
+    url.path().trim_matches('/').is_empty() && url.query().is_none()
 }
 
 /// The key of an entry known by nothing else: its feed, title and summary
@@ -281,18 +290,30 @@ mod tests {
     #[test]
     fn keys_shared_by_distinct_entries_of_one_document_identify_neither() {
         let items = [
-            entry(Some("1"), "https://a.com/", "Armenia and Azerbaijan sign a text"),
-            entry(Some("2"), "https://a.com/#x", "Links for 2008-09-14"),
+            entry(
+                Some("1"),
+                "https://a.com/news",
+                "Armenia and Azerbaijan sign a text",
+            ),
+            entry(Some("2"), "https://a.com/news#x", "Links for 2008-09-14"),
             entry(Some("3"), "https://a.com/3", "Links for 2008-09-14"),
             entry(Some("4"), "https://a.com/4", "CSTO summit opens in Minsk"),
         ];
         let keys = DedupKeys::of_document(&items);
-        assert_eq!(keys[0].url, None, "the homepage link is everyone's");
+        assert_eq!(keys[0].url, None, "one link for two stories");
         assert_eq!(keys[1].url, None, "differs only by its fragment");
         assert_eq!((keys[1].title.as_ref(), keys[2].title.as_ref()), (None, None));
         assert_eq!(keys[2].url.as_deref(), Some("//a.com/3"));
         assert_eq!(keys[3], DedupKeys::of(&items[3]), "a lone entry keeps every key");
         assert!(keys.iter().all(|k| k.guid.is_some()));
+    }
+
+    #[test]
+    fn a_front_page_link_is_never_a_key() {
+        let home = entry(Some("7"), "https://www.a.com/", "A long enough headline here");
+        assert_eq!(DedupKeys::of(&home).url, None);
+        let with_query = entry(Some("8"), "https://a.com/?p=12", "A long enough headline here");
+        assert_eq!(DedupKeys::of(&with_query).url.as_deref(), Some("//a.com/?p=12"));
     }
 
     #[test]
