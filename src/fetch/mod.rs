@@ -74,6 +74,9 @@ pub struct Fetched {
     pub status: u16,
 }
 
+/// The kind (see [`FetchError::kind`]) of a host that could not be reached.
+pub const NETWORK_ERROR_KIND: &str = "network";
+
 /// Why a request failed. Each variant is one thing an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -108,7 +111,7 @@ impl FetchError {
             FetchError::Status { code, .. } => format!("http-{code}").into(),
             FetchError::TooLarge { .. } => "too-large".into(),
             FetchError::TooManyRedirects => "redirect-loop".into(),
-            FetchError::Network(_) => "network".into(),
+            FetchError::Network(_) => NETWORK_ERROR_KIND.into(),
             FetchError::Body(_) => "body".into(),
             FetchError::Request(_) => "request".into(),
         }
