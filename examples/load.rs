@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! cargo build --release --bins --examples
-//! target/release/examples/load [--feeds 1000,10000] [--changed 0.1] [--binary PATH]
+//! target/release/examples/load [--feeds 1000,10000] [--changed 0.1] [--binary PATH] [--concurrency N]
 //! ```
 //!
 //! Every loop is bounded and every address is 127.0.0.1.
@@ -53,6 +53,7 @@ fn main() {
     let mut feed_counts = vec![1_000usize, 10_000];
     let mut changed = 0.1f64;
     let mut binary = default_binary();
+    let mut concurrency = None;
     let mut i = 1;
     while i < args.len() {
         let value = args.get(i + 1).cloned().unwrap_or_default();
@@ -65,6 +66,9 @@ fn main() {
             }
             "--changed" => changed = value.parse().expect("--changed takes a fraction like 0.1"),
             "--binary" => binary = PathBuf::from(value),
+            "--concurrency" => {
+                concurrency = Some(value.parse::<usize>().expect("--concurrency takes a number"))
+            }
             other => panic!("unknown argument {other}; see the doc comment of examples/load.rs"),
         }
         i += 2;
@@ -82,7 +86,7 @@ fn main() {
         feed_body(&sample, 0, 0).len()
     );
     for n in feed_counts {
-        bench(&binary, n, changed);
+        bench(&binary, n, changed, concurrency);
     }
 }
 
@@ -96,7 +100,7 @@ fn default_binary() -> PathBuf {
 }
 
 /// One feed count: every measurement above, printed as it is taken.
-fn bench(binary: &Path, feeds: usize, changed: f64) {
+fn bench(binary: &Path, feeds: usize, changed: f64, concurrency: Option<usize>) {
     println!("\n== {feeds} feeds ==");
     let server = FeedServer::start(feeds);
     // On the real disk, not tmpfs: fsyncs and write amplification are part of the cost.
@@ -109,7 +113,7 @@ fn bench(binary: &Path, feeds: usize, changed: f64) {
     let dead = format!("http://{}", dead_address());
     let write_config = |name: &str, base: &str, state: &str| {
         let path = dir.path().join(name);
-        std::fs::write(&path, config_text(feeds, base, state)).expect("write config");
+        std::fs::write(&path, config_text(feeds, base, state, concurrency)).expect("write config");
         path
     };
     let live = write_config("live.toml", &base, "state.db");
@@ -310,9 +314,12 @@ fn dead_address() -> SocketAddr {
     addr
 }
 
-fn config_text(feeds: usize, base: &str, state: &str) -> String {
-    let mut s =
-        format!("[poll]\ninterval = \"15m\"\n\n[state]\npath = \"{state}\"\n\n[digest]\nevery = \"6h\"\n");
+/// A config for `feeds` feeds at `base`; `poll.concurrency` is the default unless given.
+fn config_text(feeds: usize, base: &str, state: &str, concurrency: Option<usize>) -> String {
+    let mut s = format!(
+        "[poll]\ninterval = \"15m\"\n{}\n[state]\npath = \"{state}\"\n\n[digest]\nevery = \"6h\"\n",
+        concurrency.map_or(String::new(), |n| format!("concurrency = {n}\n"))
+    );
     for i in 0..feeds {
         let _ = write!(
             s,

@@ -246,9 +246,8 @@ impl Pipeline {
         let fetched = match self.client.fetch_feed(&feed.url, &validators).await {
             Ok(FeedResponse::Fetched(f)) => f,
             Ok(FeedResponse::NotModified { hints }) => {
-                drop(slot);
                 let (_, next) = self
-                    .store_success(feed, now, "304", validators, Vec::new(), hints, None)
+                    .store_success(slot, feed, now, "304", validators, Vec::new(), hints, None)
                     .await?;
                 return Ok((Outcome::NotModified, next));
             }
@@ -323,16 +322,27 @@ impl Pipeline {
             // saves a round trip to the store per poll.
             None => self.cpu.run(move || tag_all(&rules, candidates)).await?,
         };
-        drop(slot);
         let (summary, next) = self
-            .store_success(feed, now, "200", fetched.validators, items, fetched.hints, ttl)
+            .store_success(
+                slot,
+                feed,
+                now,
+                "200",
+                fetched.validators,
+                items,
+                fetched.hints,
+                ttl,
+            )
             .await?;
         Ok((Outcome::Fetched { bytes, summary }, next))
     }
 
+    /// Queues the poll's write, then gives up the poll slot (so the next feed
+    /// is fetched while this one waits for its group commit) and waits.
     #[allow(clippy::too_many_arguments)]
     async fn store_success(
         &self,
+        slot: tokio::sync::SemaphorePermit<'_>,
         feed: &FeedConfig,
         now: Timestamp,
         status: &'static str,
@@ -352,9 +362,9 @@ impl Pipeline {
         let (name, url) = (feed.name.clone(), feed.url.to_string());
         let backfill = self.config.poll.backfill;
         let stored = validators.clone();
-        let summary = self
+        let queued = self
             .store
-            .write_batched(move |s| {
+            .queue_write(move |s| {
                 s.record_poll_success(PollSuccess {
                     name: &name,
                     url: &url,
@@ -368,6 +378,8 @@ impl Pipeline {
                 })
             })
             .await?;
+        drop(slot);
+        let summary = queued.committed().await?;
         let mut health = self.health();
         health.set_unreachable(&feed.name, false);
         if let Some(h) = health.feeds.get_mut(&feed.name) {
@@ -446,14 +458,24 @@ impl Pipeline {
     /// "network down" when every feed failed to connect: one decision for
     /// the cycle). One feed's failure never stops the others.
     pub async fn poll_all(self: &Arc<Self>) -> anyhow::Result<Vec<FeedReport>> {
+        // Enough tasks to keep every poll slot busy and the write queue full,
+        // not one per feed: each holds a whole poll's state from its spawn,
+        // and 10,000 of them at once cost tens of megabytes.
+        let most_at_once = self.config.poll.concurrency + crate::store::MAX_QUEUED_WRITES;
+        let mut feeds = self.config.enabled_feeds();
         let mut polls = tokio::task::JoinSet::new();
-        for feed in self.config.enabled_feeds() {
-            let (pipeline, feed) = (Arc::clone(self), feed.clone());
-            polls.spawn(async move { pipeline.poll_feed(&feed).await });
-        }
-        let mut reports = Vec::with_capacity(polls.len());
-        while let Some(report) = polls.join_next().await {
-            reports.push(report??);
+        let mut reports = Vec::new();
+        loop {
+            while polls.len() < most_at_once
+                && let Some(feed) = feeds.next()
+            {
+                let (pipeline, feed) = (Arc::clone(self), feed.clone());
+                polls.spawn(async move { pipeline.poll_feed(&feed).await });
+            }
+            match polls.join_next().await {
+                Some(report) => reports.push(report??),
+                None => break,
+            }
         }
         let network_down = !reports.is_empty()
             && reports

@@ -220,8 +220,10 @@ async fn feed_worker(
         if sleep_or_stop(wait, &mut stop).await {
             return;
         }
+        // Boxed: a worker waiting for its next poll (nearly all of them, nearly
+        // always) then holds a few bytes, not a whole poll's state.
         let report = tokio::select! {
-            r = pipeline.poll_feed(&feed) => r,
+            r = Box::pin(pipeline.poll_feed(&feed)) => r,
             _ = stop.changed() => return,
         };
         let next = match report {

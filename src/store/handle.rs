@@ -45,9 +45,9 @@ use super::{Result, Store, StoreError};
 /// How long a batch stays open for more poll results after its first.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// The most feeds one batch holds.
-pub const MAX_BATCH: usize = 128;
+pub const MAX_BATCH: usize = 64;
 /// The most poll results waiting to be written at once.
-pub const MAX_QUEUED_WRITES: usize = 256;
+pub const MAX_QUEUED_WRITES: usize = 2 * MAX_BATCH;
 
 /// A piece of work for the store's thread.
 type Work = Box<dyn FnOnce(&mut Store) + Send>;
@@ -62,6 +62,17 @@ enum Job {
     Read(Work),
     /// Joins the open batch, or opens one.
     Batched(BatchedWork, OwnedSemaphorePermit),
+}
+
+/// A write queued for a group commit.
+#[must_use = "the write's outcome is only known once it is committed"]
+pub struct QueuedWrite<T>(oneshot::Receiver<Result<T>>);
+
+impl<T> QueuedWrite<T> {
+    /// Waits for the batch holding the write to commit; returns what the write returned.
+    pub async fn committed(self) -> Result<T> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
 }
 
 /// A cheap, cloneable handle to the state database's thread. The thread ends
@@ -135,6 +146,18 @@ impl StoreHandle {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.queue_write(f).await?.committed().await
+    }
+
+    /// Queues a write for the next group commit, waiting only for room in
+    /// the queue; the returned [`QueuedWrite`] says when it is committed.
+    /// A caller that bounds its own work (the pipeline's poll slots) holds
+    /// its slot until this returns, so at most the queue's worth of parsed
+    /// items waits for the disk.
+    pub async fn queue_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T> + Send + 'static,
+    ) -> Result<QueuedWrite<T>> {
         let permit = Arc::clone(&self.queue_room)
             .acquire_owned()
             .await
@@ -150,7 +173,7 @@ impl StoreHandle {
             })
         });
         self.send(Job::Batched(work, permit))?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(QueuedWrite(rx))
     }
 
     /// Runs `f` on the store's thread and blocks until it is done: for the
