@@ -12,6 +12,7 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::deliver::{Deliverer, DeliveryError, Mode};
+use crate::digest::truncate;
 use crate::pipeline::{Outcome, Pipeline, tag_text};
 pub use crate::setup::{CommandResult, Failure};
 use crate::setup::{load_config, load_rules, problems_failure, runtime, unknown_config_tags};
@@ -245,14 +246,6 @@ pub fn status(config_path: &Path) -> CommandResult {
 
 fn short_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n - 1).chain(['…']).collect()
-    }
 }
 
 /// The delivery side, with its token, built from the config.
