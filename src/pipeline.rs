@@ -171,9 +171,14 @@ impl Pipeline {
         let mut extractors = HashMap::new();
         for feed in &config.feeds {
             if !feed.article_selector.is_empty() {
-                let extractor = ArticleExtractor::new(&feed.article_selector)
-                    .map_err(|e| anyhow::anyhow!("feed {}: article_selector: {e}", feed.name))?;
-                extractors.insert(feed.name.clone(), Arc::new(extractor));
+                let selectors = feed
+                    .article_selector
+                    .iter()
+                    .map(|s| (s.text.clone(), s.compiled.clone()));
+                extractors.insert(
+                    feed.name.clone(),
+                    Arc::new(ArticleExtractor::from_compiled(selectors)),
+                );
             }
         }
         let states = store.read(|s| s.feed_states()).await?;

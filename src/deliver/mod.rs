@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::config::{Config, DigestConfig, Token};
+use crate::config::{ChatId, Config, DigestConfig, Token};
 use crate::digest::{self, DigestContext, Limits, Message, schedule};
 use crate::store::outbox::{DeliveryKind, PendingItem};
 use crate::store::{Store, StoreError, StoreHandle};
@@ -186,7 +186,7 @@ pub fn destination_status(store: &Store, config: &Config) -> Result<Vec<Destinat
         .collect()
 }
 
-fn telegram_id(chat: &str) -> String {
+fn telegram_id(chat: &ChatId) -> String {
     format!("telegram:{chat}")
 }
 
@@ -195,7 +195,7 @@ struct Destination {
     /// `console` or `telegram:<chat>`.
     id: String,
     /// The chat, for Telegram; `None` for the console.
-    chat: Option<String>,
+    chat: Option<ChatId>,
     /// Only items with one of these tags; empty = all.
     tags: Vec<String>,
 }
@@ -519,7 +519,7 @@ impl Deliverer {
         }
     }
 
-    async fn send_telegram(&self, id: &str, chat: &str, html: &str) -> Result<i64, SendError> {
+    async fn send_telegram(&self, id: &str, chat: &ChatId, html: &str) -> Result<i64, SendError> {
         let Some(client) = &self.telegram else {
             return Err(SendError::Transient("no Telegram client".into()));
         };
