@@ -24,6 +24,15 @@ const NOISE: &str = "nav, aside, form, .jnews_inline_related_post_wrapper, .jeg_
      .jeg_share_button, .sharedaddy, .jp-relatedposts, .wp-block-buttons, .post-tags, .related-posts, \
      .yarpp-related, .addtoany_share_save_container, .screen-reader-text";
 
+/// [`NOISE`], compiled once.
+fn noise_selector() -> &'static Selector {
+    static COMPILED: std::sync::LazyLock<Selector> = std::sync::LazyLock::new(|| {
+        // A constant of ours, not input: a test compiles it (every extractor uses it).
+        Selector::parse(NOISE).expect("the built-in noise selector is valid CSS")
+    });
+    &COMPILED
+}
+
 /// Page chrome: nothing inside these is a candidate for the largest-block fallback.
 const CHROME: &[&str] = &["head", "nav", "header", "footer", "aside", "form"];
 
@@ -61,11 +70,19 @@ impl ArticleExtractor {
                     .map(|compiled| (s.clone(), compiled))
                     .map_err(|e| format!("invalid CSS selector {s:?}: {e}"))
             })
-            .collect::<Result<_, _>>()?;
-        let noise = Selector::parse(NOISE).map_err(|e| format!("built-in noise selector: {e}"))?;
-        Ok(ArticleExtractor {
-            inner: Arc::new(CompiledSelectors { selectors, noise }),
-        })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::from_compiled(selectors))
+    }
+
+    /// From selectors compiled already (the config compiles them once), as
+    /// `(as written, compiled)`, in the order they are to be tried.
+    pub fn from_compiled(selectors: impl IntoIterator<Item = (String, Selector)>) -> Self {
+        ArticleExtractor {
+            inner: Arc::new(CompiledSelectors {
+                selectors: selectors.into_iter().collect(),
+                noise: noise_selector().clone(),
+            }),
+        }
     }
 
     /// The article text of a page: the first selector whose first match has

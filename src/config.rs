@@ -73,9 +73,17 @@ pub struct FeedConfig {
     pub name: String,
     pub url: Url,
     pub interval: Option<Duration>,
-    /// CSS selectors for the article body, tried in order; empty = no page fetch.
-    pub article_selector: Vec<String>,
+    /// CSS selectors for the article body, tried in order, compiled once
+    /// here; empty = no page fetch.
+    pub article_selector: Vec<ArticleSelector>,
     pub enabled: bool,
+}
+
+/// One article-body selector: as written (for logs) and compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArticleSelector {
+    pub text: String,
+    pub compiled: scraper::Selector,
 }
 
 impl FeedConfig {
@@ -103,10 +111,38 @@ pub struct TelegramConfig {
 /// One destination chat and which items it takes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatConfig {
-    /// `@channel` or a numeric chat id, as written.
-    pub chat: String,
+    pub chat: ChatId,
     /// Only items carrying at least one of these tags; empty = every relevant item.
     pub tags: Vec<String>,
+}
+
+/// A Telegram chat as the config names it, checked once: an `@channel`
+/// username or a numeric chat id. Shown (and stored in the outbox) as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ChatId {
+    /// `@channel`, kept with its `@`.
+    Username(String),
+    Id(i64),
+}
+
+impl ChatId {
+    /// Parses `@name` (at least 4 letters, digits or `_`) or a number.
+    pub fn parse(text: &str) -> Option<ChatId> {
+        if let Some(name) = text.strip_prefix('@') {
+            let valid = name.len() >= 4 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            return valid.then(|| ChatId::Username(text.to_string()));
+        }
+        text.parse().ok().map(ChatId::Id)
+    }
+}
+
+impl fmt::Display for ChatId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChatId::Username(name) => f.write_str(name),
+            ChatId::Id(id) => write!(f, "{id}"),
+        }
+    }
 }
 
 /// When digests go out.
@@ -316,37 +352,39 @@ impl Config {
         let mut feeds = Vec::new();
         let mut names = HashSet::new();
         for (i, f) in raw.feeds.into_iter().enumerate() {
-            let line = at_line(f.name.span());
+            // Line numbers are counted only for a problem: counting them for
+            // every feed made loading 10,000 feeds quadratic.
+            let name_span = f.name.span();
             let name = f.name.into_inner().trim().to_string();
             if name.is_empty() {
                 problems.push(Problem::error(
                     path,
-                    line,
+                    at_line(name_span.clone()),
                     Some(format!("feeds[{i}].name")),
                     "a feed needs a non-empty name",
                 ));
             } else if !names.insert(name.clone()) {
                 problems.push(Problem::error(
                     path,
-                    line,
+                    at_line(name_span.clone()),
                     Some(format!("feeds[{i}].name")),
                     format!("feed name {name:?} is used twice; give each feed its own name"),
                 ));
             }
-            let url_line = at_line(f.url.span());
+            let url_span = f.url.span();
             let url = f.url.into_inner();
             if !matches!(url.scheme(), "http" | "https") {
                 problems.push(Problem::error(
                     path,
-                    url_line,
+                    at_line(url_span),
                     Some(format!("feeds[{i}].url")),
                     format!("feed URL {url} must be http or https"),
                 ));
             }
-            let (sel_line, selectors) = match f.article_selector {
-                None => (None, Vec::new()),
+            let (sel_span, selectors) = match f.article_selector {
+                None => (0..0, Vec::new()),
                 Some(s) => (
-                    at_line(s.span()),
+                    s.span(),
                     match s.into_inner() {
                         OneOrMany::One(s) => vec![s],
                         OneOrMany::Many(v) => v,
@@ -355,15 +393,15 @@ impl Config {
             };
             let mut article_selector = Vec::new();
             for s in selectors {
-                if let Err(e) = scraper::Selector::parse(&s) {
-                    problems.push(Problem::error(
+                match scraper::Selector::parse(&s) {
+                    Ok(compiled) => article_selector.push(ArticleSelector { text: s, compiled }),
+                    Err(e) => problems.push(Problem::error(
                         path,
-                        sel_line,
+                        at_line(sel_span.clone()),
                         Some(format!("feeds[{i}].article_selector")),
                         format!("invalid CSS selector {s:?}: {e}"),
-                    ));
+                    )),
                 }
-                article_selector.push(s);
             }
             feeds.push(FeedConfig {
                 name,
@@ -531,18 +569,18 @@ fn build_telegram(
         |value: Spanned<ChatValue>, tags: Vec<String>, key: String, problems: &mut Vec<Problem>| {
             let line = Some(line_of_offset(text, value.span().start));
             let chat = match value.into_inner() {
-                ChatValue::Number(n) => n.to_string(),
-                ChatValue::Text(s) => s.trim().to_string(),
+                ChatValue::Number(n) => Ok(ChatId::Id(n)),
+                ChatValue::Text(s) => ChatId::parse(s.trim()).ok_or(s),
             };
-            if !valid_chat(&chat) {
-                problems.push(Problem::error(
+            match chat {
+                Ok(chat) => chats.push(ChatConfig { chat, tags }),
+                Err(chat) => problems.push(Problem::error(
                     path,
                     line,
                     Some(key),
                     format!("chat {chat:?} is neither an @channel username nor a numeric chat id"),
-                ));
+                )),
             }
-            chats.push(ChatConfig { chat, tags });
         };
     if let Some(chat) = raw.chat {
         add_chat(chat, Vec::new(), "telegram.chat".into(), problems);
@@ -557,13 +595,6 @@ fn build_telegram(
         link_preview: raw.link_preview.unwrap_or(false),
         timeout: raw.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
     }
-}
-
-fn valid_chat(chat: &str) -> bool {
-    if let Some(name) = chat.strip_prefix('@') {
-        return name.len() >= 4 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    }
-    chat.parse::<i64>().is_ok()
 }
 
 fn build_digest(raw: RawDigest, path: &Path, text: &str, problems: &mut Vec<Problem>) -> DigestConfig {
@@ -704,7 +735,8 @@ mod tests {
     fn api_url_trailing_slash_is_stripped() {
         let c = load("[telegram]\napi_url = \"http://127.0.0.1:9/tg/\"\nchat = -1001\n").unwrap();
         assert_eq!(c.telegram.api_url.path(), "/tg");
-        assert_eq!(c.telegram.chats[0].chat, "-1001");
+        assert_eq!(c.telegram.chats[0].chat, ChatId::Id(-1001));
+        assert_eq!(c.telegram.chats[0].chat.to_string(), "-1001");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod parse;
 pub mod pipeline;
 pub mod problem;
 pub mod service;
+pub mod setup;
 pub mod store;
 pub mod tag;
 pub mod telemetry;

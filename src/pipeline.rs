@@ -3,12 +3,26 @@
 //! stage's logic itself (see `fetch`, `parse`, `article`, `dedup`, `tag`,
 //! `store`); it decides what to do with each stage's outcome and logs one
 //! line per feed per poll.
+//!
+//! Where the work runs, so a cycle uses every core and nothing waits behind
+//! a lock: fetching on the async runtime; parsing, dedup keys and tagging on
+//! the blocking pool, at most one job per core at a time ([`CpuPool`]); the
+//! database on its own thread ([`StoreHandle`]), poll results written in
+//! group commits. At most `poll.concurrency` feeds are between fetch and
+//! tagging at once; a feed waiting for its write to commit no longer holds
+//! that slot.
+//!
+//! Each feed's health (validators, consecutive failures, next poll, whether
+//! its last poll failed to connect) is kept in memory, loaded once from the
+//! store: a poll starts without a read, and "is the whole network down?" is
+//! one count, not a scan of every feed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::article::{ArticleExtractor, fill_full_text};
@@ -16,9 +30,10 @@ use crate::config::{Config, FeedConfig};
 use crate::dedup::DedupKeys;
 use crate::fetch::schedule::next_poll_delay;
 use crate::fetch::{CacheHints, FeedResponse, HttpClient, Validators};
-use crate::parse::parse_feed;
-use crate::store::Store;
-use crate::store::feeds::FeedFailure;
+use crate::item::Item;
+use crate::parse::{ParsedFeed, parse_feed};
+use crate::store::StoreHandle;
+use crate::store::feeds::{FeedFailure, FeedState};
 use crate::store::items::{ItemTags, NewItem, PollSuccess, PollSummary};
 use crate::tag::{Document, Rules};
 
@@ -28,7 +43,11 @@ pub struct Pipeline {
     rules: RwLock<Arc<Rules>>,
     client: HttpClient,
     extractors: HashMap<String, Arc<ArticleExtractor>>,
-    store: Arc<Mutex<Store>>,
+    store: StoreHandle,
+    health: Mutex<Health>,
+    /// Feeds between fetch and tagging at once (`poll.concurrency`).
+    in_flight: Semaphore,
+    cpu: CpuPool,
 }
 
 /// How one poll of one feed went.
@@ -60,21 +79,113 @@ pub struct FeedReport {
     pub feed: String,
     pub outcome: Outcome,
     pub duration: Duration,
+    /// When the feed should be polled next (for a failure: once recorded,
+    /// see [`Pipeline::record_failure`]).
+    pub next_poll_at: Timestamp,
+}
+
+/// What the pipeline remembers about each feed between polls.
+#[derive(Debug, Clone, Default)]
+struct FeedHealth {
+    /// The URL the validators were issued for.
+    url: String,
+    validators: Validators,
+    consecutive_failures: u32,
+    next_poll_at: Option<Timestamp>,
+    /// The last poll failed to connect at all.
+    unreachable: bool,
+}
+
+/// Every enabled feed's health, and how many of them are unreachable.
+#[derive(Debug, Default)]
+struct Health {
+    feeds: HashMap<String, FeedHealth>,
+    unreachable: usize,
+}
+
+impl Health {
+    fn from_states(config: &Config, states: Vec<FeedState>) -> Health {
+        let mut by_name: HashMap<String, FeedState> =
+            states.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let mut health = Health::default();
+        for feed in config.enabled_feeds() {
+            let h = match by_name.remove(&feed.name) {
+                Some(s) => FeedHealth {
+                    unreachable: s.last_status.as_deref() == Some(crate::fetch::NETWORK_ERROR_KIND),
+                    url: s.url,
+                    validators: Validators {
+                        etag: s.etag,
+                        last_modified: s.last_modified,
+                    },
+                    consecutive_failures: s.consecutive_failures,
+                    next_poll_at: s.next_poll_at,
+                },
+                None => FeedHealth::default(),
+            };
+            health.unreachable += usize::from(h.unreachable);
+            health.feeds.insert(feed.name.clone(), h);
+        }
+        health
+    }
+
+    fn set_unreachable(&mut self, name: &str, unreachable: bool) {
+        if let Some(h) = self.feeds.get_mut(name) {
+            if h.unreachable != unreachable {
+                if unreachable {
+                    self.unreachable += 1;
+                } else {
+                    self.unreachable -= 1;
+                }
+            }
+            h.unreachable = unreachable;
+        }
+    }
+}
+
+/// CPU-bound work (parsing, tagging) on the blocking pool, at most one job
+/// per core at a time: a cycle uses every core, and the pool does not grow
+/// to hundreds of threads when thousands of feeds answer at once.
+struct CpuPool {
+    permits: Semaphore,
+}
+
+impl CpuPool {
+    fn new() -> CpuPool {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        CpuPool {
+            permits: Semaphore::new(cores),
+        }
+    }
+
+    async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> anyhow::Result<R> {
+        let _permit = self.permits.acquire().await?;
+        Ok(tokio::task::spawn_blocking(f).await?)
+    }
 }
 
 impl Pipeline {
-    /// Builds the HTTP client and compiles every feed's article selectors.
-    pub fn new(config: Arc<Config>, rules: Arc<Rules>, store: Arc<Mutex<Store>>) -> anyhow::Result<Pipeline> {
+    /// Builds the HTTP client, compiles every feed's article selectors, and
+    /// loads every feed's health from the store.
+    pub async fn new(config: Arc<Config>, rules: Arc<Rules>, store: StoreHandle) -> anyhow::Result<Pipeline> {
         let client = HttpClient::new(&config.poll)?;
         let mut extractors = HashMap::new();
         for feed in &config.feeds {
             if !feed.article_selector.is_empty() {
-                let extractor = ArticleExtractor::new(&feed.article_selector)
-                    .map_err(|e| anyhow::anyhow!("feed {}: article_selector: {e}", feed.name))?;
-                extractors.insert(feed.name.clone(), Arc::new(extractor));
+                let selectors = feed
+                    .article_selector
+                    .iter()
+                    .map(|s| (s.text.clone(), s.compiled.clone()));
+                extractors.insert(
+                    feed.name.clone(),
+                    Arc::new(ArticleExtractor::from_compiled(selectors)),
+                );
             }
         }
+        let states = store.read(|s| s.feed_states()).await?;
         Ok(Pipeline {
+            health: Mutex::new(Health::from_states(&config, states)),
+            in_flight: Semaphore::new(config.poll.concurrency),
+            cpu: CpuPool::new(),
             config,
             rules: RwLock::new(rules),
             client,
@@ -88,8 +199,8 @@ impl Pipeline {
         &self.config
     }
 
-    /// The shared state database.
-    pub fn store(&self) -> &Arc<Mutex<Store>> {
+    /// The state database.
+    pub fn store(&self) -> &StoreHandle {
         &self.store
     }
 
@@ -103,17 +214,13 @@ impl Pipeline {
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
     }
 
-    /// Runs a closure on the store on the blocking pool, so SQLite never stalls the runtime.
-    pub async fn with_store<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Store) -> R + Send + 'static,
-    ) -> anyhow::Result<R> {
-        let store = Arc::clone(&self.store);
-        Ok(tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut guard)
-        })
-        .await?)
+    /// When `feed` should next be polled, as last recorded (`None`: never polled).
+    pub fn next_poll_at(&self, feed: &str) -> Option<Timestamp> {
+        self.health().feeds.get(feed).and_then(|h| h.next_poll_at)
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Polls one feed: fetch, parse, dedup, full text, tag, and (on success)
@@ -122,37 +229,35 @@ impl Pipeline {
     /// (see [`Pipeline::record_failure`]).
     pub async fn poll_feed(&self, feed: &FeedConfig) -> anyhow::Result<FeedReport> {
         let started = Instant::now();
-        let outcome = self.poll_feed_inner(feed).await?;
+        let (outcome, next_poll_at) = self.poll_feed_inner(feed).await?;
         let report = FeedReport {
             feed: feed.name.clone(),
             outcome,
             duration: started.elapsed(),
+            next_poll_at,
         };
         log_report(&report);
         Ok(report)
     }
 
-    async fn poll_feed_inner(&self, feed: &FeedConfig) -> anyhow::Result<Outcome> {
-        let name = feed.name.clone();
-        let state = self.with_store(move |s| s.feed_state(&name)).await??;
+    async fn poll_feed_inner(&self, feed: &FeedConfig) -> anyhow::Result<(Outcome, Timestamp)> {
+        let slot = self.in_flight.acquire().await?;
         // Validators are only trusted for the URL they were issued for.
-        let validators = match &state {
-            Some(s) if s.url == feed.url.as_str() => Validators {
-                etag: s.etag.clone(),
-                last_modified: s.last_modified.clone(),
-            },
+        let validators = match self.health().feeds.get(&feed.name) {
+            Some(h) if h.url == feed.url.as_str() => h.validators.clone(),
             _ => Validators::default(),
         };
         let now = Timestamp::now();
         let fetched = match self.client.fetch_feed(&feed.url, &validators).await {
             Ok(FeedResponse::Fetched(f)) => f,
             Ok(FeedResponse::NotModified { hints }) => {
-                self.store_success(feed, now, "304", &validators, Vec::new(), hints, None)
+                let (_, next) = self
+                    .store_success(slot, feed, now, "304", validators, Vec::new(), hints, None, None)
                     .await?;
-                return Ok(Outcome::NotModified);
+                return Ok((Outcome::NotModified, next));
             }
             Err(e) => {
-                return Ok(Outcome::Failed(Failure {
+                let failure = Failure {
                     kind: e.kind().to_string(),
                     message: e.to_string(),
                     network: e.is_network(),
@@ -160,7 +265,8 @@ impl Pipeline {
                         retry_after: e.retry_after(),
                         max_age: None,
                     },
-                }));
+                };
+                return Ok((Outcome::Failed(failure), now));
             }
         };
         let bytes = fetched.body.len();
@@ -170,93 +276,92 @@ impl Pipeline {
             // Relative links resolve against where the feed really came from, after redirects.
             let url = fetched.final_url.clone();
             let feed_name = feed.name.clone();
-            tokio::task::spawn_blocking(move || {
-                parse_feed(&body, content_type.as_deref(), &url, &feed_name, now)
-            })
-            .await?
+            self.cpu
+                .run(move || parse_feed(&body, content_type.as_deref(), &url, &feed_name, now).map(with_keys))
+                .await?
         };
-        let parsed = match parsed {
+        let (candidates, ttl, warning) = match parsed {
             Ok(p) => p,
             Err(e) => {
-                return Ok(Outcome::Failed(Failure {
+                let failure = Failure {
                     kind: e.kind().to_string(),
                     message: e.to_string(),
                     network: false,
                     hints: fetched.hints,
-                }));
+                };
+                return Ok((Outcome::Failed(failure), now));
             }
         };
-
-        // Drop what we already have before any article page is fetched for it.
-        let document_keys = DedupKeys::of_document(&parsed.items);
-        let candidates: Vec<(crate::item::Item, DedupKeys)> =
-            parsed.items.into_iter().zip(document_keys).collect();
-        let (mut fresh, keys): (Vec<_>, Vec<_>) = self
-            .with_store(move |s| -> crate::store::Result<Vec<_>> {
-                let mut fresh = Vec::new();
-                for (item, keys) in candidates {
-                    if !s.is_known(&keys, now)? {
-                        fresh.push((item, keys));
-                    }
-                }
-                Ok(fresh)
-            })
-            .await??
-            .into_iter()
-            .unzip();
-
-        if let Some(extractor) = self.extractors.get(&feed.name) {
-            fill_full_text(
-                &self.client,
-                extractor,
-                &mut fresh,
-                self.config.poll.full_text_below,
-                self.config.poll.article_concurrency,
-            )
-            .await;
-        }
-
-        let rules = self.rules();
-        let items: Vec<NewItem> = fresh
-            .into_iter()
-            .zip(keys)
-            .map(|(item, keys)| {
-                let tags = tag_item(&rules, &item);
-                NewItem { item, keys, tags }
-            })
-            .collect();
-        let warning = (!parsed.warnings.is_empty()).then(|| parsed.warnings.join("; "));
         if let Some(warning) = &warning {
             warn!(feed = %feed.name, warning = %warning, "feed read with a warning");
         }
-        let summary = self
+
+        let rules = self.rules();
+        let items = match self.extractors.get(&feed.name) {
+            // Drop what we already have before any article page is fetched for it.
+            Some(extractor) => {
+                let fresh = self
+                    .store
+                    .read(move |s| {
+                        let mut fresh = Vec::new();
+                        for (item, keys) in candidates {
+                            if !s.is_known(&keys, now)? {
+                                fresh.push((item, keys));
+                            }
+                        }
+                        Ok(fresh)
+                    })
+                    .await?;
+                let (mut fresh, keys): (Vec<Item>, Vec<DedupKeys>) = fresh.into_iter().unzip();
+                fill_full_text(
+                    &self.client,
+                    extractor,
+                    &mut fresh,
+                    self.config.poll.full_text_below,
+                    self.config.poll.article_concurrency,
+                )
+                .await;
+                self.cpu
+                    .run(move || tag_all(&rules, fresh.into_iter().zip(keys)))
+                    .await?
+            }
+            // Nothing to fetch per item: tag everything and let the store's
+            // write drop the known ones (it checks every key anyway), which
+            // saves a round trip to the store per poll.
+            None => self.cpu.run(move || tag_all(&rules, candidates)).await?,
+        };
+        let (summary, next) = self
             .store_success(
+                slot,
                 feed,
                 now,
                 "200",
-                &fetched.validators,
+                fetched.validators,
                 items,
                 fetched.hints,
-                parsed.ttl,
+                ttl,
+                warning,
             )
             .await?;
-        let name = feed.name.clone();
-        self.with_store(move |s| s.set_feed_warning(&name, warning.as_deref()))
-            .await??;
-        Ok(Outcome::Fetched { bytes, summary })
+        Ok((Outcome::Fetched { bytes, summary }, next))
     }
 
+    /// Queues the poll's write, then gives up the poll slot (so the next feed
+    /// is fetched while this one waits for its group commit) and waits.
     #[allow(clippy::too_many_arguments)]
     async fn store_success(
         &self,
+        slot: tokio::sync::SemaphorePermit<'_>,
         feed: &FeedConfig,
         now: Timestamp,
         status: &'static str,
-        validators: &Validators,
+        validators: Validators,
         items: Vec<NewItem>,
         hints: CacheHints,
         ttl: Option<Duration>,
-    ) -> anyhow::Result<PollSummary> {
+        // Only a 200 sets it: `None` there clears the last poll's warning; a 304 keeps it.
+        warning: Option<String>,
+    ) -> anyhow::Result<(PollSummary, Timestamp)> {
         let delay = next_poll_delay(
             feed.interval(&self.config.poll),
             self.config.poll.max_interval,
@@ -266,69 +371,124 @@ impl Pipeline {
         );
         let next = add(now, delay);
         let (name, url) = (feed.name.clone(), feed.url.to_string());
-        let (etag, last_modified) = (validators.etag.clone(), validators.last_modified.clone());
         let backfill = self.config.poll.backfill;
-        let summary = self
-            .with_store(move |s| {
+        let stored = validators.clone();
+        let queued = self
+            .store
+            .queue_write(move |s| {
                 s.record_poll_success(PollSuccess {
                     name: &name,
                     url: &url,
                     at: now,
                     status,
-                    etag: etag.as_deref(),
-                    last_modified: last_modified.as_deref(),
+                    etag: stored.etag.as_deref(),
+                    last_modified: stored.last_modified.as_deref(),
                     items,
                     backfill,
                     next_poll_at: next,
+                    warning: warning.as_deref(),
                 })
             })
-            .await??;
-        Ok(summary)
+            .await?;
+        drop(slot);
+        let summary = queued.committed().await?;
+        let mut health = self.health();
+        health.set_unreachable(&feed.name, false);
+        if let Some(h) = health.feeds.get_mut(&feed.name) {
+            h.url = feed.url.to_string();
+            h.validators = validators;
+            h.consecutive_failures = 0;
+            h.next_poll_at = Some(next);
+        }
+        Ok((summary, next))
     }
 
-    /// Records a failed poll. `network_down`: every feed is failing to connect
-    /// at once, so this is the machine's network, not the feed; it is recorded
-    /// without counting against the feed.
+    /// Notes that `feed`'s poll failed, and says whether that means the
+    /// network is down: it failed to connect, and so did every other enabled
+    /// feed's last poll. One count, kept as polls finish, not a scan.
+    pub fn note_failure(&self, feed: &str, failure: &Failure) -> bool {
+        let mut health = self.health();
+        // Noted at once, not when the failure is written: a feed failing a
+        // moment later must already see this one.
+        health.set_unreachable(feed, failure.network);
+        failure.network && health.unreachable >= health.feeds.len()
+    }
+
+    /// Records a failed poll and returns when the feed should be polled next.
+    /// `network_down`: every feed is failing to connect at once, so this is
+    /// the machine's network, not the feed; it is recorded without counting
+    /// against the feed.
     pub async fn record_failure(
         &self,
         feed: &FeedConfig,
         failure: &Failure,
         network_down: bool,
-    ) -> anyhow::Result<u32> {
+    ) -> anyhow::Result<Timestamp> {
         let now = Timestamp::now();
+        let previous = self
+            .health()
+            .feeds
+            .get(&feed.name)
+            .map_or(0, |h| h.consecutive_failures);
+        let counted = if network_down { previous } else { previous + 1 };
+        let next = add(
+            now,
+            next_poll_delay(
+                feed.interval(&self.config.poll),
+                self.config.poll.max_interval,
+                counted,
+                failure.hints,
+                None,
+            ),
+        );
         let (name, url) = (feed.name.clone(), feed.url.to_string());
-        let base = feed.interval(&self.config.poll);
-        let max = self.config.poll.max_interval;
-        let failure = failure.clone();
-        let failures = self
-            .with_store(move |s| {
-                let previous = s.feed_state(&name)?.map_or(0, |st| st.consecutive_failures);
-                let counted = if network_down { previous } else { previous + 1 };
-                let next = add(now, next_poll_delay(base, max, counted, failure.hints, None));
+        let (kind, message) = (failure.kind.clone(), failure.message.clone());
+        self.store
+            .write_batched(move |s| {
                 s.record_feed_failure(&FeedFailure {
                     name: &name,
                     url: &url,
                     at: now,
-                    kind: &failure.kind,
-                    message: &failure.message,
+                    kind: &kind,
+                    message: &message,
                     network_down,
                     next_poll_at: next,
                 })
             })
-            .await??;
-        Ok(failures)
+            .await?;
+        let mut health = self.health();
+        health.set_unreachable(&feed.name, failure.network);
+        if let Some(h) = health.feeds.get_mut(&feed.name) {
+            h.consecutive_failures = counted;
+            h.next_poll_at = Some(next);
+        }
+        Ok(next)
     }
 
     /// Polls every enabled feed once, at most `poll.concurrency` at a time,
-    /// then records the failures (as "network down" when every feed failed to
-    /// connect). One feed's failure never stops the others.
-    pub async fn poll_all(&self) -> anyhow::Result<Vec<FeedReport>> {
-        use futures_util::stream::{self, StreamExt, TryStreamExt};
-        let feeds: Vec<&FeedConfig> = self.config.enabled_feeds().collect();
-        let reports: Vec<FeedReport> = stream::iter(feeds.iter().map(|f| self.poll_feed(f)))
-            .buffer_unordered(self.config.poll.concurrency)
-            .try_collect()
-            .await?;
+    /// each on the runtime's worker threads, then records the failures (as
+    /// "network down" when every feed failed to connect: one decision for
+    /// the cycle). One feed's failure never stops the others.
+    pub async fn poll_all(self: &Arc<Self>) -> anyhow::Result<Vec<FeedReport>> {
+        // Enough tasks to keep every poll slot busy and the write queue full,
+        // not one per feed: each holds a whole poll's state from its spawn,
+        // and 10,000 of them at once cost tens of megabytes.
+        let most_at_once = self.config.poll.concurrency + crate::store::MAX_QUEUED_WRITES;
+        let mut feeds = self.config.enabled_feeds();
+        let mut polls = tokio::task::JoinSet::new();
+        let mut reports = Vec::new();
+        loop {
+            while polls.len() < most_at_once
+                && let Some(feed) = feeds.next()
+            {
+                let (pipeline, feed) = (Arc::clone(self), feed.clone());
+                polls.spawn(async move { pipeline.poll_feed(&feed).await });
+            }
+            match polls.join_next().await {
+                Some(report) => reports.push(report??),
+                None => break,
+            }
+        }
         let network_down = !reports.is_empty()
             && reports
                 .iter()
@@ -339,19 +499,50 @@ impl Pipeline {
                 "every feed failed to connect: treating it as the network being down"
             );
         }
+        let feeds: HashMap<&str, &FeedConfig> = self
+            .config
+            .enabled_feeds()
+            .map(|f| (f.name.as_str(), f))
+            .collect();
+        let mut failures = tokio::task::JoinSet::new();
         for report in &reports {
             if let Outcome::Failed(failure) = &report.outcome
-                && let Some(feed) = feeds.iter().find(|f| f.name == report.feed)
+                && let Some(feed) = feeds.get(report.feed.as_str())
             {
-                self.record_failure(feed, failure, network_down).await?;
+                let (pipeline, feed, failure) = (Arc::clone(self), (*feed).clone(), failure.clone());
+                failures.spawn(async move { pipeline.record_failure(&feed, &failure, network_down).await });
             }
+        }
+        while let Some(recorded) = failures.join_next().await {
+            recorded??;
         }
         Ok(reports)
     }
 }
 
+/// A parsed feed's items with their dedup keys, and its `<ttl>`.
+/// Pairs each parsed item with its dedup keys (keys that distinct entries of
+/// the document share are dropped: see `DedupKeys::of_document`), and joins
+/// the parser's warnings into the one line `status` shows.
+fn with_keys(parsed: ParsedFeed) -> (Vec<(Item, DedupKeys)>, Option<Duration>, Option<String>) {
+    let keys = DedupKeys::of_document(&parsed.items);
+    let items = parsed.items.into_iter().zip(keys).collect();
+    let warning = (!parsed.warnings.is_empty()).then(|| parsed.warnings.join("; "));
+    (items, parsed.ttl, warning)
+}
+
+fn tag_all(rules: &Rules, items: impl IntoIterator<Item = (Item, DedupKeys)>) -> Vec<NewItem> {
+    items
+        .into_iter()
+        .map(|(item, keys)| {
+            let tags = tag_item(rules, &item);
+            NewItem { item, keys, tags }
+        })
+        .collect()
+}
+
 /// The tagger's verdict on one item, in the shape the store keeps.
-pub fn tag_item(rules: &Rules, item: &crate::item::Item) -> ItemTags {
+pub fn tag_item(rules: &Rules, item: &Item) -> ItemTags {
     tag_text(rules, &item.title, &item.summary, &item.content)
 }
 

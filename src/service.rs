@@ -5,29 +5,30 @@
 //!   everything; SIGHUP reloads config and rules and, if they are good,
 //!   replaces the workers (a bad file keeps the old ones running).
 //! - **Workers** of one generation: a task per feed (poll on its interval with
-//!   jitter, backoff from the store), a delivery task (alerts at once, digests
-//!   on schedule), and a retention task. Each watches a `stop` channel and
-//!   returns when it flips; polls are bounded by one shared semaphore.
+//!   jitter, backoff as the pipeline computed it), a delivery task (alerts at
+//!   once, digests on schedule), and a retention task. Each watches a `stop`
+//!   channel and returns when it flips; the pipeline bounds how many polls run
+//!   at once.
 //! - Nothing is lost when a worker is stopped mid-poll: a poll writes in one
 //!   transaction at its end, and delivery records an item only after Telegram
 //!   accepted it, so abandoning in-flight work just leaves items pending.
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::commands::{CommandResult, Failure, load_config, load_rules};
 use crate::config::FeedConfig;
 use crate::deliver::{Deliverer, DeliveryError, Mode};
 use crate::pipeline::{Outcome, Pipeline};
-use crate::store::Store;
+use crate::setup::{CommandResult, Failure, load_config, load_rules, runtime};
+use crate::store::StoreHandle;
 
 /// How long shutdown waits for in-flight work before abandoning it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -51,24 +52,23 @@ enum Fatal {
 pub fn run(config_path: &Path, dry_run: bool) -> CommandResult {
     let config = Arc::new(load_config(config_path)?);
     let rules = Arc::new(load_rules(&config)?);
-    let store = Arc::new(Mutex::new(Store::open(&config.state.path)?));
+    let store = StoreHandle::open(&config.state.path)?;
     let deliverer = Arc::new(Deliverer::new(&config, config.telegram_token()?)?);
-    let pipeline = Arc::new(Pipeline::new(Arc::clone(&config), rules, Arc::clone(&store))?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::Other(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(supervise(
-        config_path.to_path_buf(),
-        store,
-        Generation { pipeline, deliverer },
-        dry_run,
-    ))
+    runtime()?.block_on(async {
+        let pipeline = Arc::new(Pipeline::new(Arc::clone(&config), rules, store.clone()).await?);
+        supervise(
+            config_path.to_path_buf(),
+            store,
+            Generation { pipeline, deliverer },
+            dry_run,
+        )
+        .await
+    })
 }
 
 async fn supervise(
     config_path: PathBuf,
-    store: Arc<Mutex<Store>>,
+    store: StoreHandle,
     mut current: Generation,
     dry_run: bool,
 ) -> CommandResult {
@@ -94,7 +94,7 @@ async fn supervise(
             _ = sigterm.recv() => break Ok("SIGTERM"),
             _ = sigint.recv() => break Ok("SIGINT"),
             Some(Fatal::TokenRejected(e)) = fatal_rx.recv() => break Err(e),
-            _ = sighup.recv() => match reload(&config_path, &store) {
+            _ = sighup.recv() => match reload(&config_path, &store).await {
                 Ok(next) => {
                     notify_reloading();
                     stop_workers(stop_tx, &mut workers).await;
@@ -117,12 +117,17 @@ async fn supervise(
         Err(e) => error!("{e}: stopping"),
     }
     stop_workers(stop_tx, &mut workers).await;
+    // Work runs in order on the store's thread: once this no-op is done,
+    // every poll result queued before it is committed.
+    if let Err(e) = store.call(|_| Ok(())).await {
+        error!("cannot finish writing to the state database: {e}");
+    }
     info!("stopped");
     outcome.map(|_| ()).map_err(|e| Failure::Other(e.into()))
 }
 
 /// Loads config and rules again; any problem keeps the old ones.
-fn reload(config_path: &Path, store: &Arc<Mutex<Store>>) -> Result<Generation, String> {
+async fn reload(config_path: &Path, store: &StoreHandle) -> Result<Generation, String> {
     let describe = |f: Failure| match f {
         Failure::Usage(m) => m,
         Failure::Other(e) => format!("{e:#}"),
@@ -131,7 +136,11 @@ fn reload(config_path: &Path, store: &Arc<Mutex<Store>>) -> Result<Generation, S
     let rules = Arc::new(load_rules(&config).map_err(describe)?);
     let token = config.telegram_token().map_err(|e| format!("{e:#}"))?;
     let deliverer = Arc::new(Deliverer::new(&config, token).map_err(|e| format!("{e:#}"))?);
-    let pipeline = Arc::new(Pipeline::new(config, rules, Arc::clone(store)).map_err(|e| format!("{e:#}"))?);
+    let pipeline = Arc::new(
+        Pipeline::new(config, rules, store.clone())
+            .await
+            .map_err(|e| format!("{e:#}"))?,
+    );
     Ok(Generation { pipeline, deliverer })
 }
 
@@ -143,13 +152,11 @@ fn spawn_workers(
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
     let config = Arc::clone(generation.pipeline.config());
-    let permits = Arc::new(Semaphore::new(config.poll.concurrency));
     let new_items = Arc::new(Notify::new());
     for feed in config.enabled_feeds() {
         set.spawn(feed_worker(
             Arc::clone(&generation.pipeline),
             feed.clone(),
-            Arc::clone(&permits),
             Arc::clone(&new_items),
             stop.clone(),
         ));
@@ -193,12 +200,12 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-/// Polls one feed forever: waits until its next poll time (kept in the store,
-/// so a restart does not hammer a feed that is backing off), polls, repeats.
+/// Polls one feed forever: waits until its next poll time (the pipeline
+/// remembers it, loaded from the store, so a restart does not hammer a feed
+/// that is backing off), polls, repeats.
 async fn feed_worker(
     pipeline: Arc<Pipeline>,
     feed: FeedConfig,
-    permits: Arc<Semaphore>,
     new_items: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -206,70 +213,47 @@ async fn feed_worker(
     // Spread feeds over a few seconds so they do not all fire at once, without
     // keeping a freshly started service silent for long.
     let mut wait = jitter(&feed.name, (interval / 10).min(MAX_START_JITTER));
-    let name = feed.name.clone();
-    if let Ok(Ok(Some(state))) = pipeline.with_store(move |s| s.feed_state(&name)).await
-        && let Some(next) = state.next_poll_at
-    {
+    if let Some(next) = pipeline.next_poll_at(&feed.name) {
         wait = wait.max(until(next));
     }
     loop {
         if sleep_or_stop(wait, &mut stop).await {
             return;
         }
-        let Ok(_permit) = permits.acquire().await else {
-            return;
-        };
+        // Boxed: a worker waiting for its next poll (nearly all of them, nearly
+        // always) then holds a few bytes, not a whole poll's state.
         let report = tokio::select! {
-            r = pipeline.poll_feed(&feed) => r,
+            r = Box::pin(pipeline.poll_feed(&feed)) => r,
             _ = stop.changed() => return,
         };
-        wait = interval;
-        match report {
+        let next = match report {
             Ok(report) => match &report.outcome {
-                Outcome::Fetched { summary, .. } if summary.relevant > 0 => new_items.notify_one(),
+                Outcome::Fetched { summary, .. } if summary.relevant > 0 => {
+                    new_items.notify_one();
+                    Some(report.next_poll_at)
+                }
                 Outcome::Failed(failure) => {
-                    let network_down = failure.network
-                        && every_other_feed_failed_alike(&pipeline, &feed, &failure.kind).await;
+                    let network_down = pipeline.note_failure(&feed.name, failure);
                     if network_down {
                         warn!(feed = %feed.name, "every feed is failing to connect: treating it as the network being down");
                     }
-                    if let Err(e) = pipeline.record_failure(&feed, failure, network_down).await {
-                        error!(feed = %feed.name, "cannot record the failure: {e:#}");
+                    match pipeline.record_failure(&feed, failure, network_down).await {
+                        Ok(next) => Some(next),
+                        Err(e) => {
+                            error!(feed = %feed.name, "cannot record the failure: {e:#}");
+                            None
+                        }
                     }
                 }
-                _ => {}
+                _ => Some(report.next_poll_at),
             },
-            Err(e) => error!(feed = %feed.name, "poll failed: {e:#}"),
-        }
-        let name = feed.name.clone();
-        if let Ok(Ok(Some(state))) = pipeline.with_store(move |s| s.feed_state(&name)).await
-            && let Some(next) = state.next_poll_at
-        {
-            wait = until(next).max(Duration::from_millis(100));
-        }
+            Err(e) => {
+                error!(feed = %feed.name, "poll failed: {e:#}");
+                None
+            }
+        };
+        wait = next.map_or(interval, |next| until(next).max(Duration::from_millis(100)));
     }
-}
-
-/// True when every other enabled feed's last poll failed with the same kind of network error.
-async fn every_other_feed_failed_alike(pipeline: &Pipeline, feed: &FeedConfig, kind: &str) -> bool {
-    let others: Vec<String> = pipeline
-        .config()
-        .enabled_feeds()
-        .filter(|f| f.name != feed.name)
-        .map(|f| f.name.clone())
-        .collect();
-    let kind = kind.to_string();
-    pipeline
-        .with_store(move |s| -> bool {
-            let Ok(states) = s.feed_states() else { return false };
-            others.iter().all(|name| {
-                states
-                    .iter()
-                    .any(|st| &st.name == name && st.last_status.as_deref() == Some(kind.as_str()))
-            })
-        })
-        .await
-        .unwrap_or(false)
 }
 
 /// Sends alerts as soon as a poll brings relevant items, and digests when due.
@@ -285,10 +269,7 @@ async fn delivery_worker(
     const RETRY_EVERY: Duration = Duration::from_secs(60);
     let mut retry_wait = Duration::ZERO;
     loop {
-        let next_digest = {
-            let store = pipeline.store().lock().unwrap_or_else(|e| e.into_inner());
-            deliverer.next_digest_at(&store, Timestamp::now())
-        };
+        let next_digest = deliverer.next_digest_at(pipeline.store(), Timestamp::now()).await;
         let mut wait = until(next_digest);
         if !retry_wait.is_zero() {
             wait = wait.min(retry_wait);
@@ -298,7 +279,7 @@ async fn delivery_worker(
             _ = new_items.notified() => {}
             _ = stop.changed() => return,
         }
-        let store = Arc::clone(pipeline.store());
+        let store = pipeline.store().clone();
         let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run);
         tokio::pin!(cycle);
         let mut stopping = false;
@@ -345,11 +326,12 @@ async fn retention_worker(pipeline: Arc<Pipeline>, mut stop: watch::Receiver<boo
     let retention = pipeline.config().state.retention;
     loop {
         match pipeline
-            .with_store(move |s| s.prune(Timestamp::now(), retention))
+            .store()
+            .call(move |s| s.prune(Timestamp::now(), retention))
             .await
         {
-            Ok(Ok(n)) if n > 0 => info!(items = n, "pruned items past retention"),
-            Ok(Err(e)) => error!("pruning failed: {e}"),
+            Ok(n) if n > 0 => info!(items = n, "pruned items past retention"),
+            Err(e) => error!("pruning failed: {e}"),
             _ => {}
         }
         if sleep_or_stop(PRUNE_EVERY, &mut stop).await {

@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use cstowatch::config::{Config, Token};
 use cstowatch::deliver::outbox::Pacing;
-use cstowatch::deliver::{Deliverer, DeliveryError, DeliveryReport, Mode, destination_status};
-use cstowatch::store::Store;
+use cstowatch::deliver::{
+    Deliverer, DeliveryError, DeliveryReport, DestinationStatus, Mode, destination_status,
+};
+use cstowatch::store::StoreHandle;
 use jiff::Timestamp;
 use support::fake_telegram::{self, CHANNEL, Failure, FakeTelegram, GROUP, TOKEN};
 use tempfile::TempDir;
@@ -22,7 +24,10 @@ struct Env {
     /// Kept so the directory lives as long as the test.
     _dir: TempDir,
     config: Config,
-    store: Mutex<Store>,
+    /// The store as the service reaches it.
+    store: StoreHandle,
+    /// The test's own connection to the same file, to plant and inspect rows.
+    db: Mutex<rusqlite::Connection>,
 }
 
 impl Env {
@@ -34,12 +39,23 @@ impl Env {
         );
         std::fs::write(&path, &text).unwrap();
         let config = Config::load(&path).unwrap();
-        let store = Mutex::new(Store::open(&config.state.path).unwrap());
+        let store = StoreHandle::open(&config.state.path).unwrap();
+        let db = Mutex::new(rusqlite::Connection::open(&config.state.path).unwrap());
         Env {
             _dir: dir,
             config,
             store,
+            db,
         }
+    }
+
+    /// What `cstowatch status` shows of the destinations.
+    async fn status(&self) -> Vec<DestinationStatus> {
+        let config = self.config.clone();
+        self.store
+            .call(move |s| destination_status(s, &config))
+            .await
+            .unwrap()
     }
 
     /// One channel at the fake, digests at 09:00 and 21:00 in Yerevan.
@@ -61,30 +77,23 @@ impl Env {
     }
 
     fn add_with_url(&self, title: &str, url: &str, published: Timestamp, tags: &[&str]) -> i64 {
-        let store = self.store.lock().unwrap();
-        store
-            .conn()
-            .execute(
-                "INSERT INTO items (feed, title, url, published_at, first_seen_at, status, tags, relevant)
+        let db = self.db.lock().unwrap();
+        db.execute(
+            "INSERT INTO items (feed, title, url, published_at, first_seen_at, status, tags, relevant)
                  VALUES ('MassisPost', ?1, ?2, ?3, ?3, 'pending', ?4, 1)",
-                rusqlite::params![
-                    title,
-                    url,
-                    published.as_second(),
-                    serde_json::to_string(tags).unwrap()
-                ],
-            )
-            .unwrap();
-        store.conn().last_insert_rowid()
+            rusqlite::params![
+                title,
+                url,
+                published.as_second(),
+                serde_json::to_string(tags).unwrap()
+            ],
+        )
+        .unwrap();
+        db.last_insert_rowid()
     }
 
     fn count(&self, sql: &str) -> i64 {
-        self.store
-            .lock()
-            .unwrap()
-            .conn()
-            .query_row(sql, [], |r| r.get(0))
-            .unwrap()
+        self.db.lock().unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
     fn deliverer(&self) -> Deliverer {
@@ -106,11 +115,11 @@ impl Env {
             .with_output(Box::new(std::io::sink()))
     }
 
-    fn pending(&self, destination: &str) -> usize {
+    async fn pending(&self, destination: &str) -> usize {
+        let destination = destination.to_string();
         self.store
-            .lock()
-            .unwrap()
-            .pending_items(destination, &[])
+            .read(move |s| s.pending_items(&destination, &[]))
+            .await
             .unwrap()
             .len()
     }
@@ -209,9 +218,9 @@ async fn every_item_once_and_a_restart_sends_nothing_again() {
     assert_eq!(recorded, 3);
 
     // A new process (new Deliverer, reopened database) sends nothing again.
-    drop(env.store.lock().unwrap());
     let reopened = Env {
-        store: Mutex::new(Store::open(&env.config.state.path).unwrap()),
+        store: StoreHandle::open(&env.config.state.path).unwrap(),
+        db: Mutex::new(rusqlite::Connection::open(&env.config.state.path).unwrap()),
         config: env.config.clone(),
         _dir: tempfile::tempdir().unwrap(),
     };
@@ -272,10 +281,10 @@ async fn an_outage_mid_digest_then_recovery_delivers_everything_once_in_order() 
     let delivered = first[0].links.len();
     assert!(delivered > 0 && delivered < 70);
     assert_eq!(report.items_delivered(), delivered);
-    assert_eq!(env.pending(DEST), 70 - delivered);
+    assert_eq!(env.pending(DEST).await, 70 - delivered);
     let (_, error) = report.errors().next().expect("the outage is reported");
     assert!(error.contains("Internal Server Error"), "{error}");
-    let status = destination_status(&env.store.lock().unwrap(), &env.config).unwrap();
+    let status = env.status().await;
     assert!(status[0].last_error.is_some());
     assert_eq!(status[0].pending, 70 - delivered);
 
@@ -294,8 +303,8 @@ async fn an_outage_mid_digest_then_recovery_delivers_everything_once_in_order() 
         .unwrap();
     let expected: Vec<String> = (0..70).map(item_url).collect();
     assert_eq!(links_sent(&fake), expected);
-    assert_eq!(env.pending(DEST), 0);
-    let status = destination_status(&env.store.lock().unwrap(), &env.config).unwrap();
+    assert_eq!(env.pending(DEST).await, 0);
+    let status = env.status().await;
     assert_eq!(status[0].last_error, None, "success clears the error");
     assert_eq!(status[0].delivered, 70);
 }
@@ -343,7 +352,7 @@ async fn a_long_flood_penalty_ends_the_cycle_and_is_still_honoured_next_cycle() 
         .unwrap();
     let (_, error) = report.errors().next().unwrap();
     assert!(error.contains("retry after 3600"), "{error}");
-    assert_eq!(env.pending(DEST), 1);
+    assert_eq!(env.pending(DEST).await, 1);
     // Even a forced cycle sends nothing while the penalty runs.
     let report = deliverer
         .deliver(&env.store, at(NOW), Mode::Force, false)
@@ -434,7 +443,7 @@ async fn seventy_items_split_into_valid_messages_with_none_lost() {
     links.sort();
     links.dedup();
     assert_eq!(links.len(), 70, "no item twice");
-    assert_eq!(env.pending(DEST), 0);
+    assert_eq!(env.pending(DEST).await, 0);
     // CSTO group first, chronological inside it.
     let sent = links_sent(&fake);
     let expected: Vec<String> = (0..70)
@@ -486,20 +495,17 @@ async fn digest_of_exactly(env: &Env, target: usize) {
     // Spread the padding over the titles, keeping each under the title cap.
     let mut missing = target - length;
     for id in ids.iter().rev() {
-        let store = env.store.lock().unwrap();
-        let title: String = store
-            .conn()
+        let db = env.db.lock().unwrap();
+        let title: String = db
             .query_row("SELECT title FROM items WHERE id = ?1", [id], |r| r.get(0))
             .unwrap();
         let room = 950usize.saturating_sub(title.chars().count()).min(missing);
         let padding: String = "Ջ😀Ж".chars().cycle().take(room).collect();
-        store
-            .conn()
-            .execute(
-                "UPDATE items SET title = title || ?1 WHERE id = ?2",
-                rusqlite::params![padding, id],
-            )
-            .unwrap();
+        db.execute(
+            "UPDATE items SET title = title || ?1 WHERE id = ?2",
+            rusqlite::params![padding, id],
+        )
+        .unwrap();
         missing -= room;
     }
     assert_eq!(missing, 0);
@@ -528,14 +534,12 @@ async fn one_character_more_splits_into_two_valid_messages() {
     let env = Env::for_fake(&fake);
     digest_of_exactly(&env, 4096).await;
     {
-        let store = env.store.lock().unwrap();
-        store
-            .conn()
-            .execute(
-                "UPDATE items SET title = title || 'Ա' WHERE id = (SELECT max(id) FROM items)",
-                [],
-            )
-            .unwrap();
+        let db = env.db.lock().unwrap();
+        db.execute(
+            "UPDATE items SET title = title || 'Ա' WHERE id = (SELECT max(id) FROM items)",
+            [],
+        )
+        .unwrap();
     }
     let report = env.deliver_now().await;
     assert_eq!(report.errors().count(), 0, "{report:?}");
@@ -597,8 +601,8 @@ async fn a_rejected_token_stops_with_token_rejected_and_never_shows_it() {
         .unwrap_err();
     assert!(matches!(error, DeliveryError::TokenRejected));
     assert_eq!(error.to_string(), "the Telegram token was rejected");
-    assert_eq!(env.pending(DEST), 1);
-    let status = destination_status(&env.store.lock().unwrap(), &env.config).unwrap();
+    assert_eq!(env.pending(DEST).await, 1);
+    let status = env.status().await;
     let recorded = status[0].last_error.clone().unwrap();
     assert!(
         recorded.contains("token was rejected") && !recorded.contains(wrong),
@@ -621,7 +625,7 @@ async fn a_network_error_keeps_items_and_never_shows_the_token() {
     let (_, error) = report.errors().next().expect("the failure is reported");
     assert!(!error.contains(TOKEN) && !error.contains("SECRET"), "{error}");
     assert!(error.contains("unreachable"), "{error}");
-    let status = destination_status(&env.store.lock().unwrap(), &env.config).unwrap();
+    let status = env.status().await;
     let recorded = status[0].last_error.clone().unwrap();
     assert!(
         !recorded.contains(TOKEN) && !recorded.contains("SECRET"),
@@ -645,10 +649,10 @@ async fn a_403_is_loud_keeps_items_pending_and_deletes_nothing() {
     let (destination, error) = report.errors().next().unwrap();
     assert_eq!(destination, DEST);
     assert!(error.contains("Forbidden: bot is not a member"), "{error}");
-    assert_eq!(env.pending(DEST), 2);
+    assert_eq!(env.pending(DEST).await, 2);
     assert_eq!(env.count("SELECT count(*) FROM items"), 2);
     assert_eq!(env.count("SELECT count(*) FROM destinations"), 1);
-    let status = destination_status(&env.store.lock().unwrap(), &env.config).unwrap();
+    let status = env.status().await;
     assert_eq!(status.len(), 1);
     assert_eq!(status[0].pending, 2);
     assert!(status[0].last_error.as_deref().unwrap().contains("Forbidden"));
@@ -672,7 +676,7 @@ async fn an_unparsable_message_is_resent_once_as_plain_text() {
         "{}",
         accepted[0].text
     );
-    assert_eq!(env.pending(DEST), 0);
+    assert_eq!(env.pending(DEST).await, 0);
 }
 
 #[tokio::test]
@@ -723,8 +727,8 @@ async fn without_a_token_the_console_gets_it_and_telegram_still_does_later() {
         "{}",
         out.text()
     );
-    assert_eq!(env.pending("console"), 0);
-    assert_eq!(env.pending(DEST), 1);
+    assert_eq!(env.pending("console").await, 0);
+    assert_eq!(env.pending(DEST).await, 1);
     // Printing again sends nothing new to the console.
     console
         .deliver(&env.store, at(NOW), Mode::Force, false)
@@ -737,7 +741,7 @@ async fn without_a_token_the_console_gets_it_and_telegram_still_does_later() {
         .await
         .unwrap();
     assert_eq!(fake.accepted().len(), 1);
-    let status = destination_status(&env.store.lock().unwrap(), &env.config).unwrap();
+    let status = env.status().await;
     let ids: Vec<_> = status
         .iter()
         .map(|s| (s.destination.as_str(), s.pending, s.delivered))
@@ -788,7 +792,7 @@ async fn scheduled_digests_wait_for_their_slot_and_alerts_do_not() {
         "{}",
         accepted[1].visible
     );
-    let next = deliverer.next_digest_at(&env.store.lock().unwrap(), ten);
+    let next = deliverer.next_digest_at(&env.store, ten).await;
     assert_eq!(next, at("2026-11-23T17:00:00Z"));
 
     env.add("CSTO council meets", at("2026-11-23T10:00:00Z"), &["csto"]);
@@ -806,7 +810,7 @@ async fn scheduled_digests_wait_for_their_slot_and_alerts_do_not() {
     assert_eq!(accepted.len(), 3);
     assert!(accepted[2].visible.contains("CSTO council meets"));
     assert!(!accepted[2].visible.contains("CSTO drills"));
-    let after = deliverer.next_digest_at(&env.store.lock().unwrap(), next);
+    let after = deliverer.next_digest_at(&env.store, next).await;
     assert_eq!(after, at("2026-11-24T05:00:00Z"));
 }
 
@@ -919,10 +923,9 @@ async fn a_digest_of_the_seed_articles_as_sent() {
     ];
     for (feed, title, url, published, tags) in seeds {
         let id = env.add_with_url(title, url, at(published), tags);
-        env.store
+        env.db
             .lock()
             .unwrap()
-            .conn()
             .execute(
                 "UPDATE items SET feed = ?1 WHERE id = ?2",
                 rusqlite::params![feed, id],
@@ -931,9 +934,9 @@ async fn a_digest_of_the_seed_articles_as_sent() {
     }
     {
         // The previous digest went out at 21:00 Yerevan time.
-        let store = env.store.lock().unwrap();
-        store
-            .set_last_digest_at(DEST, at("2026-11-22T17:00:00Z"))
+        env.store
+            .call(|s| s.set_last_digest_at(DEST, at("2026-11-22T17:00:00Z")))
+            .await
             .unwrap();
     }
     let report = env
@@ -988,8 +991,8 @@ async fn an_unknown_chat_is_reported_and_items_stay_pending() {
     let (destination, error) = report.errors().next().unwrap();
     assert_eq!(destination, "telegram:@no_such_channel");
     assert!(error.contains("chat not found"), "{error}");
-    assert_eq!(env.pending("telegram:@no_such_channel"), 1);
-    let status = destination_status(&env.store.lock().unwrap(), &env.config).unwrap();
+    assert_eq!(env.pending("telegram:@no_such_channel").await, 1);
+    let status = env.status().await;
     assert!(
         status[0]
             .last_error

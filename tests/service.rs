@@ -191,3 +191,60 @@ fn sighup_reloads_config_and_rules_and_keeps_the_old_on_a_broken_file() {
     assert_eq!(install.count("SELECT count(*) FROM items"), 2);
     assert_eq!(install.count("SELECT count(*) FROM items WHERE relevant = 1"), 2);
 }
+
+/// An address on 127.0.0.1 where nothing listens: connections are refused.
+fn refusing_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/feed")
+}
+
+/// Every feed refusing connections is the network being down, not each
+/// feed's fault: the failures are recorded, they do not count against the
+/// feeds (no backoff). One
+/// feed refusing while another answers is that feed's failure.
+#[test]
+fn the_network_being_down_is_not_held_against_the_feeds() {
+    let (dead_a, dead_b) = (refusing_url(), refusing_url());
+    let down = format!(
+        "[poll]\ninterval = \"1s\"\ntimeout = \"2s\"\n[digest]\nevery = \"1h\"\n\
+         [[feeds]]\nname = \"a\"\nurl = \"{dead_a}\"\n[[feeds]]\nname = \"b\"\nurl = \"{dead_b}\"\n\
+         [state]\npath = \"../state/cstowatch.db\"\n"
+    );
+    let install = Install::new(&down);
+    let mut service = Service::start(&install);
+    for _ in 0..3 {
+        service.wait_for("treating it as the network being down", Duration::from_secs(20));
+    }
+    service.signal("TERM");
+    assert_eq!(service.wait_exit(Duration::from_secs(10)).0, 0);
+    assert_eq!(
+        install.count("SELECT count(*) FROM feeds WHERE last_status = 'network'"),
+        2,
+        "both failures are recorded"
+    );
+    // Only the very first failure can count: before it nothing was known of
+    // the other feed. Every later one found all feeds unreachable.
+    assert!(
+        install.count("SELECT sum(consecutive_failures) FROM feeds") <= 1,
+        "failures counted against the feeds while the network was down"
+    );
+
+    // One feed answers: the other's refusals are its own, and count.
+    let server = FeedServer::start();
+    server.set(
+        "/a/feed",
+        Route::feed(rss(&server, &[("1", "CSTO summit opens in Minsk")]), "\"1\""),
+    );
+    install.write_config(&down.replace(&dead_a, &server.url("/a/feed")));
+    let mut service = Service::start(&install);
+    service.wait_for("feed=a", Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while install.count("SELECT consecutive_failures FROM feeds WHERE name = 'b'") == 0 {
+        assert!(Instant::now() < deadline, "b's failure never counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    service.signal("TERM");
+    assert_eq!(service.wait_exit(Duration::from_secs(10)).0, 0);
+}

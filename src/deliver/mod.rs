@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::config::{Config, DigestConfig, Token};
+use crate::config::{ChatId, Config, DigestConfig, Token};
 use crate::digest::{self, DigestContext, Limits, Message, schedule};
 use crate::store::outbox::{DeliveryKind, PendingItem};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreHandle};
 use console::Console;
 use outbox::{ChatPacer, Pacing};
 use telegram::{SendError, TelegramClient};
@@ -186,7 +186,7 @@ pub fn destination_status(store: &Store, config: &Config) -> Result<Vec<Destinat
         .collect()
 }
 
-fn telegram_id(chat: &str) -> String {
+fn telegram_id(chat: &ChatId) -> String {
     format!("telegram:{chat}")
 }
 
@@ -195,7 +195,7 @@ struct Destination {
     /// `console` or `telegram:<chat>`.
     id: String,
     /// The chat, for Telegram; `None` for the console.
-    chat: Option<String>,
+    chat: Option<ChatId>,
     /// Only items with one of these tags; empty = all.
     tags: Vec<String>,
 }
@@ -317,10 +317,11 @@ impl Deliverer {
     /// `Force` or the schedule says it is due. With `dry_run` the messages
     /// are printed to stdout and nothing is recorded.
     ///
-    /// The store is locked only for short reads and writes, never across a send.
+    /// The store is reached only through its handle: its work runs on the
+    /// store's thread, never on the async threads, and never across a send.
     pub async fn deliver(
         &self,
-        store: &Mutex<Store>,
+        store: &StoreHandle,
         now: Timestamp,
         mode: Mode,
         dry_run: bool,
@@ -336,13 +337,15 @@ impl Deliverer {
 
     /// When the next digest is due (never before `now`): the earliest next
     /// slot over all destinations, later when a destination is backing off.
-    pub fn next_digest_at(&self, store: &Store, now: Timestamp) -> Timestamp {
+    pub async fn next_digest_at(&self, store: &StoreHandle, now: Timestamp) -> Timestamp {
+        let rows = store.read(|s| s.destinations()).await;
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         self.destinations
             .iter()
             .map(|d| {
                 // A destination that never had a digest is due at once.
-                let slot = match store.destination(&d.id) {
+                let row = rows.as_ref().map(|rows| rows.iter().find(|r| r.id == d.id));
+                let slot = match row {
                     Ok(Some(row)) => match row.last_digest_at {
                         Some(anchor) => {
                             schedule::next_slot_after(&self.digest.schedule, &self.digest.timezone, anchor)
@@ -368,7 +371,7 @@ impl Deliverer {
     async fn deliver_to(
         &self,
         destination: &Destination,
-        store: &Mutex<Store>,
+        store: &StoreHandle,
         now: Timestamp,
         mode: Mode,
         dry_run: bool,
@@ -379,13 +382,17 @@ impl Deliverer {
             ..DestinationReport::default()
         };
         let (row, items) = {
-            let store = lock(store);
-            let row = if dry_run {
-                store.destination(id)?
-            } else {
-                Some(store.ensure_destination(id)?)
-            };
-            (row, store.pending_items(id, &destination.tags)?)
+            let (id, tags) = (id.to_string(), destination.tags.clone());
+            store
+                .call(move |s| {
+                    let row = if dry_run {
+                        s.destination(&id)?
+                    } else {
+                        Some(s.ensure_destination(&id)?)
+                    };
+                    Ok((row, s.pending_items(&id, &tags)?))
+                })
+                .await?
         };
         report.items_pending = items.len();
 
@@ -458,13 +465,12 @@ impl Deliverer {
             };
             match sent {
                 Ok(message_id) => {
-                    lock(store).record_delivery(
-                        id,
-                        &message.item_ids,
-                        message_id,
-                        *kind,
-                        Timestamp::now(),
-                    )?;
+                    let (dest, item_ids, recorded_kind) = (id.to_string(), message.item_ids.clone(), *kind);
+                    store
+                        .call(move |s| {
+                            s.record_delivery(&dest, &item_ids, message_id, recorded_kind, Timestamp::now())
+                        })
+                        .await?;
                     report.messages_sent += 1;
                     report.items_delivered += message.item_ids.len();
                     if *kind == DeliveryKind::Alert {
@@ -472,7 +478,7 @@ impl Deliverer {
                     }
                 }
                 Err(error) => {
-                    self.fail(destination, &error, store, now)?;
+                    self.fail(destination, &error, store, now).await?;
                     report.error = Some(error.to_string());
                     if error == SendError::TokenRejected {
                         return Err(DeliveryError::TokenRejected);
@@ -484,7 +490,8 @@ impl Deliverer {
 
         if !dry_run {
             if report.digest_due {
-                lock(store).set_last_digest_at(id, now)?;
+                let dest = id.to_string();
+                store.call(move |s| s.set_last_digest_at(&dest, now)).await?;
             }
             self.with_channel(id, |c| {
                 c.retry_not_before = None;
@@ -512,7 +519,7 @@ impl Deliverer {
         }
     }
 
-    async fn send_telegram(&self, id: &str, chat: &str, html: &str) -> Result<i64, SendError> {
+    async fn send_telegram(&self, id: &str, chat: &ChatId, html: &str) -> Result<i64, SendError> {
         let Some(client) = &self.telegram else {
             return Err(SendError::Transient("no Telegram client".into()));
         };
@@ -522,11 +529,11 @@ impl Deliverer {
 
     /// Records a failed send: loudly in the log, in `destinations.last_error`
     /// for `status`, and as a backoff for scheduled cycles.
-    fn fail(
+    async fn fail(
         &self,
         destination: &Destination,
         error: &SendError,
-        store: &Mutex<Store>,
+        store: &StoreHandle,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let id = destination.id.as_str();
@@ -537,7 +544,12 @@ impl Deliverer {
             }
             _ => tracing::warn!(destination = id, "delivery failed, items stay pending: {text}"),
         }
-        lock(store).record_destination_error(id, &text, now)?;
+        {
+            let (dest, text) = (id.to_string(), text.clone());
+            store
+                .call(move |s| s.record_destination_error(&dest, &text, now))
+                .await?;
+        }
         self.with_channel(id, |c| {
             c.consecutive_failures = c.consecutive_failures.saturating_add(1);
             let backoff = FIRST_BACKOFF
@@ -567,12 +579,6 @@ impl Deliverer {
     }
 }
 
-/// The store, even if a panicking thread poisoned its lock: an interrupted
-/// transaction was rolled back when it was dropped.
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,7 +589,7 @@ mod tests {
         fn assert_send<T: Send>(_: &T) {}
         let config = Config::from_toml("", std::path::Path::new("/tmp/cstowatch.toml")).unwrap();
         let deliverer = Deliverer::new(&config, None).unwrap();
-        let store = Mutex::new(Store::open_in_memory().unwrap());
+        let store = StoreHandle::open_in_memory().unwrap();
         let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, true);
         assert_send(&cycle);
         assert_eq!(deliverer.destination_ids(), vec![CONSOLE]);

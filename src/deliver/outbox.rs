@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::telegram::{SendError, TelegramClient, TextMode};
+use crate::config::ChatId;
 use crate::digest::to_plain_text;
 
 /// How fast the outbox talks to one chat.
@@ -87,7 +88,7 @@ impl ChatPacer {
 /// error. `pacer` is locked only between awaits.
 pub async fn send_paced(
     client: &TelegramClient,
-    chat: &str,
+    chat: &ChatId,
     destination: &str,
     html: &str,
     pacing: &Pacing,

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, LinkPreviewOptions, ParseMode, Recipient};
+use teloxide::types::{LinkPreviewOptions, ParseMode, Recipient};
 use teloxide::{ApiError, Bot, RequestError};
 
-use crate::config::{TelegramConfig, Token};
+use crate::config::{ChatId, TelegramConfig, Token};
 
 /// A Bot API client for one bot. Holds the token: never `Debug`-print it.
 pub struct TelegramClient {
@@ -79,7 +79,7 @@ impl TelegramClient {
     }
 
     /// Sends `text` to `chat`; the message id Telegram gave it on success.
-    pub async fn send(&self, chat: &str, text: &str, mode: TextMode) -> Result<i64, SendError> {
+    pub async fn send(&self, chat: &ChatId, text: &str, mode: TextMode) -> Result<i64, SendError> {
         let mut request = self.bot.send_message(recipient(chat), text);
         if mode == TextMode::Html {
             request = request.parse_mode(ParseMode::Html);
@@ -157,11 +157,11 @@ fn classify_api_text(text: &str, api: &ApiError) -> SendError {
     }
 }
 
-/// `@channel` as a username, anything else as a numeric id (config validated it).
-fn recipient(chat: &str) -> Recipient {
-    match chat.parse::<i64>() {
-        Ok(id) => Recipient::Id(ChatId(id)),
-        Err(_) => Recipient::ChannelUsername(chat.to_string()),
+/// The config's chat as teloxide names it.
+fn recipient(chat: &ChatId) -> Recipient {
+    match chat {
+        ChatId::Id(id) => Recipient::Id(teloxide::types::ChatId(*id)),
+        ChatId::Username(name) => Recipient::ChannelUsername(name.clone()),
     }
 }
 

@@ -325,8 +325,9 @@ fn shortened_to_fit(
     with_title(low)
 }
 
-/// `text` cut to `max` characters, ending in "…" when cut.
-fn truncate(text: &str, max: usize) -> String {
+/// `text` cut to `max` characters, ending in "…" when cut: the one
+/// truncation helper for text shown to people (digests, `status`).
+pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

@@ -74,6 +74,9 @@ pub struct Fetched {
     pub status: u16,
 }
 
+/// The kind (see [`FetchError::kind`]) of a host that could not be reached.
+pub const NETWORK_ERROR_KIND: &str = "network";
+
 /// Why a request failed. Each variant is one thing an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -108,7 +111,7 @@ impl FetchError {
             FetchError::Status { code, .. } => format!("http-{code}").into(),
             FetchError::TooLarge { .. } => "too-large".into(),
             FetchError::TooManyRedirects => "redirect-loop".into(),
-            FetchError::Network(_) => "network".into(),
+            FetchError::Network(_) => NETWORK_ERROR_KIND.into(),
             FetchError::Body(_) => "body".into(),
             FetchError::Request(_) => "request".into(),
         }
@@ -260,7 +263,10 @@ impl HttpClient {
             last_modified: header_text(header::LAST_MODIFIED),
         };
         let final_url = response.url().clone();
-        let mut body = BytesMut::new();
+        // Sized once from Content-Length (within the cap), so a 35 KB feed is
+        // not copied over and over as its chunks arrive.
+        let expected = response.content_length().unwrap_or(0).min(limit);
+        let mut body = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
         while let Some(chunk) = response.chunk().await.map_err(map_reqwest_error)? {
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(FetchError::TooLarge { limit });

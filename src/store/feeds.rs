@@ -88,44 +88,33 @@ impl Store {
     }
 
     /// Records a failed poll; returns the feed's consecutive failures after it.
+    /// Written in a savepoint, so it can join a group commit.
     pub fn record_feed_failure(&mut self, f: &FeedFailure<'_>) -> Result<u32> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         ensure_feed(&tx, f.name, f.url)?;
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE feeds SET last_attempt_at = ?2, last_status = ?3, last_error = ?4, last_error_at = ?2,
                  consecutive_failures = consecutive_failures + ?5, next_poll_at = ?6, url = ?7
              WHERE name = ?1",
-            params![
-                f.name,
-                to_unix(f.at),
-                f.kind,
-                f.message,
-                if f.network_down { 0 } else { 1 },
-                to_unix(f.next_poll_at),
-                f.url
-            ],
-        )?;
-        let failures: u32 = tx.query_row(
-            "SELECT consecutive_failures FROM feeds WHERE name = ?1",
-            [f.name],
-            |r| r.get(0),
-        )?;
+        )?
+        .execute(params![
+            f.name,
+            to_unix(f.at),
+            f.kind,
+            f.message,
+            if f.network_down { 0 } else { 1 },
+            to_unix(f.next_poll_at),
+            f.url
+        ])?;
+        let failures: u32 = tx
+            .prepare_cached("SELECT consecutive_failures FROM feeds WHERE name = ?1")?
+            .query_row([f.name], |r| r.get(0))?;
         tx.commit()?;
         Ok(failures)
     }
 }
 
 impl Store {
-    /// Records what was wrong but readable in the feed's latest document (a
-    /// recovered ill-formed document, a charset it lied about), or clears it.
-    pub fn set_feed_warning(&mut self, name: &str, warning: Option<&str>) -> Result<()> {
-        self.conn.execute(
-            "UPDATE feeds SET last_warning = ?2 WHERE name = ?1",
-            params![name, warning],
-        )?;
-        Ok(())
-    }
-
     /// Every feed's latest warning, by feed name.
     pub fn feed_warnings(&self) -> Result<std::collections::HashMap<String, String>> {
         let mut stmt = self
@@ -138,9 +127,7 @@ impl Store {
 
 /// Creates the feed's row if it is new.
 pub(super) fn ensure_feed(conn: &rusqlite::Connection, name: &str, url: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO feeds (name, url) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
-        params![name, url],
-    )?;
+    conn.prepare_cached("INSERT INTO feeds (name, url) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")?
+        .execute(params![name, url])?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::feeds::ensure_feed;
 use super::{Result, Store, from_unix, to_unix};
@@ -51,6 +51,9 @@ pub struct PollSuccess<'a> {
     /// are recorded as seen but never posted.
     pub backfill: Duration,
     pub next_poll_at: Timestamp,
+    /// What was wrong with a document that was read all the same (a 200
+    /// records it, `None` clearing the last one; a 304 leaves it as it was).
+    pub warning: Option<&'a str>,
 }
 
 /// What a poll added.
@@ -96,14 +99,13 @@ impl Store {
     /// Writes one successful poll in one transaction: feed validators and
     /// health, and every item whose keys are still unseen (keys are checked
     /// again here, so two feeds polled at once cannot both store one article).
+    /// Written in a savepoint, so it can join a group commit.
     pub fn record_poll_success(&mut self, poll: PollSuccess<'_>) -> Result<PollSummary> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         ensure_feed(&tx, poll.name, poll.url)?;
-        let first_success: Option<i64> = tx.query_row(
-            "SELECT first_success_at FROM feeds WHERE name = ?1",
-            [poll.name],
-            |r| r.get(0),
-        )?;
+        let first_success: Option<i64> = tx
+            .prepare_cached("SELECT first_success_at FROM feeds WHERE name = ?1")?
+            .query_row([poll.name], |r| r.get(0))?;
         let cutoff = first_success.is_none().then(|| {
             poll.at
                 .checked_sub(poll.backfill)
@@ -125,23 +127,25 @@ impl Store {
                 summary.relevant += 1;
             }
         }
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE feeds SET url = ?2, etag = ?3, last_modified = ?4,
                  first_success_at = coalesce(first_success_at, ?5), last_success_at = ?5,
                  last_attempt_at = ?5, last_status = ?6, consecutive_failures = 0,
-                 next_poll_at = ?7, items_seen = items_seen + ?8
+                 next_poll_at = ?7, items_seen = items_seen + ?8,
+                 last_warning = CASE WHEN ?6 = '200' THEN ?9 ELSE last_warning END
              WHERE name = ?1",
-            params![
-                poll.name,
-                poll.url,
-                poll.etag,
-                poll.last_modified,
-                to_unix(poll.at),
-                poll.status,
-                to_unix(poll.next_poll_at),
-                summary.new as i64
-            ],
-        )?;
+        )?
+        .execute(params![
+            poll.name,
+            poll.url,
+            poll.etag,
+            poll.last_modified,
+            to_unix(poll.at),
+            poll.status,
+            to_unix(poll.next_poll_at),
+            summary.new as i64,
+            poll.warning
+        ])?;
         tx.commit()?;
         Ok(summary)
     }
@@ -259,32 +263,32 @@ fn known(conn: &rusqlite::Connection, keys: &DedupKeys, now: Timestamp) -> rusql
     Ok(false)
 }
 
-fn insert_item(tx: &Transaction<'_>, new: &NewItem, now: Timestamp, backfill: bool) -> Result<()> {
+fn insert_item(tx: &Connection, new: &NewItem, now: Timestamp, backfill: bool) -> Result<()> {
     let item = &new.item;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO items (feed, guid, url, canonical_url, title_key, title, summary, content, categories,
              published_at, updated_at, first_seen_at, status, tags, score, relevant, undated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
-            item.feed,
-            item.guid,
-            item.url.as_ref().map(|u| u.as_str()),
-            new.keys.url,
-            new.keys.title,
-            item.title,
-            item.summary,
-            item.content,
-            serde_json::to_string(&item.categories)?,
-            to_unix(item.published),
-            item.updated.map(to_unix),
-            to_unix(now),
-            if backfill { "backfill" } else { "pending" },
-            serde_json::to_string(&new.tags.tags)?,
-            new.tags.score,
-            new.tags.relevant,
-            !item.dated,
-        ],
-    )?;
+    )?
+    .execute(params![
+        item.feed,
+        item.guid,
+        item.url.as_ref().map(|u| u.as_str()),
+        new.keys.url,
+        new.keys.title,
+        item.title,
+        item.summary,
+        item.content,
+        serde_json::to_string(&item.categories)?,
+        to_unix(item.published),
+        item.updated.map(to_unix),
+        to_unix(now),
+        if backfill { "backfill" } else { "pending" },
+        serde_json::to_string(&new.tags.tags)?,
+        new.tags.score,
+        new.tags.relevant,
+        !item.dated,
+    ])?;
     let id = tx.last_insert_rowid();
     let mut stmt = tx.prepare_cached(
         "INSERT INTO seen_keys (kind, key, item_id, first_seen_at) VALUES (?1, ?2, ?3, ?4)
@@ -337,6 +341,7 @@ mod tests {
             items,
             backfill: Duration::from_secs(48 * 3600),
             next_poll_at: at,
+            warning: None,
         }
     }
 

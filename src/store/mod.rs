@@ -2,11 +2,15 @@
 //! headers and health, every item seen with its dedup keys and tags, and the
 //! outbox of what was delivered where.
 //!
-//! One `Store` owns one connection. WAL mode lets `status` read while `run`
-//! writes; every poll of a feed is written in one transaction, so a crash
-//! leaves either all of that poll or none of it.
+//! One `Store` owns one connection, and one [`StoreHandle`] owns the `Store`
+//! on a thread of its own: everything outside this module reaches the
+//! database through the handle (see `handle` for why, and for group commits
+//! and durability). WAL mode lets `status` read while `run` writes; every
+//! poll of a feed is written in one savepoint, so a crash leaves either all
+//! of that poll or none of it.
 
 pub mod feeds;
+mod handle;
 pub mod items;
 pub mod outbox;
 mod schema;
@@ -16,7 +20,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+pub use handle::{BATCH_WINDOW, MAX_BATCH, MAX_QUEUED_WRITES, QueuedWrite, StoreHandle};
 pub use schema::CURRENT_VERSION;
+
+/// Prepared statements kept per connection: every statement of the hot
+/// paths fits, so none is parsed twice.
+const STATEMENT_CACHE: usize = 64;
 
 /// Why the database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +52,12 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("state database error: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("cannot start the state database's thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the state database's thread has stopped")]
+    Closed,
+    #[error("the batch this write belonged to could not be committed: {0}")]
+    BatchFailed(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -94,12 +109,30 @@ impl Store {
         Ok(store)
     }
 
-    /// The raw connection, for the store's submodules and for tests.
-    pub fn conn(&self) -> &Connection {
+    /// The raw connection, for this module's tests.
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }
 
+    /// Opens a group commit (see `handle`): the writes that follow, each in
+    /// its own savepoint, are committed together by [`Store::commit_batch`].
+    fn begin_batch(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits the open batch; on failure it is rolled back whole.
+    fn commit_batch(&mut self) -> Result<()> {
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     fn configure(&self) -> rusqlite::Result<()> {
+        self.conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         self.conn.busy_timeout(Duration::from_secs(10))?;
         // journal_mode returns a row; WAL lets readers (`status`) work beside the service.
         let _mode: String = self

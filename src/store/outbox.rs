@@ -138,8 +138,24 @@ impl Store {
 
     /// Records that `destination` accepted the message carrying `item_ids`:
     /// one transaction for the whole message, also clearing the
-    /// destination's last error.
+    /// destination's last error. It commits with `synchronous = FULL` (the
+    /// WAL is fsynced): the record is on disk before the next message to
+    /// that chat is sent, even across a power cut (see `handle`).
     pub fn record_delivery(
+        &mut self,
+        destination: &str,
+        item_ids: &[i64],
+        message_id: Option<i64>,
+        kind: DeliveryKind,
+        at: Timestamp,
+    ) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let recorded = self.record_delivery_in_transaction(destination, item_ids, message_id, kind, at);
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        recorded
+    }
+
+    fn record_delivery_in_transaction(
         &mut self,
         destination: &str,
         item_ids: &[i64],
