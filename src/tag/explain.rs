@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use super::engine::{Evaluation, Reason, Rules};
+use super::Rules;
+use super::engine::Evaluation;
+use super::score::Reason;
 use super::{Document, Tagging};
 
 /// Characters of context shown on each side of a hit.
