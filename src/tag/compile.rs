@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::normalise::WordFilter;
-use super::rules::{self, Scoring, Spec, TagSpec, TermSpec};
+use super::rules::{self, EntitySpec, Scoring, Spec, TagSpec, TermSpec};
 use super::trie::Trie;
 use crate::problem::{Problem, Problems};
 
@@ -24,8 +24,11 @@ pub struct Rules {
     /// For each pattern: its length without the padding spaces, its words,
     /// and whether it is a stem.
     pub(super) pattern_shape: Vec<PatternShape>,
-    /// Terms that are some tag's `except` phrase.
+    /// Terms that are some tag's `except` phrase or an entity's name:
+    /// their hits may void others.
     pub(super) is_except_term: Vec<bool>,
+    /// The `[[entity]]` names, for explanations.
+    pub(super) entities: Vec<EntitySpec>,
     pub(super) automaton: Trie,
     /// The words that can begin a pattern, checked as each word is normalised.
     pub(super) starters: WordFilter,
@@ -106,6 +109,7 @@ impl Rules {
             mut terms,
             vocabs,
             mut tags,
+            entities,
         } = spec;
         let canonical = merge_equal_vocabularies(&vocabs, &mut tags, &mut terms);
         let mut term_vocabs = vec![Vec::new(); terms.len()];
@@ -140,7 +144,8 @@ impl Rules {
             });
             pattern_terms[p].push(t as u32);
         }
-        let mut is_except_term = vec![false; terms.len()];
+        // Entity names are looked at with the except phrases.
+        let mut is_except_term: Vec<bool> = terms.iter().map(|t| t.entity.is_some()).collect();
         for term in &terms {
             if let Some(e) = term.except {
                 for &t in &vocabs[e.vocab] {
@@ -172,6 +177,7 @@ impl Rules {
             pattern_terms,
             pattern_shape,
             is_except_term,
+            entities,
             automaton,
             starters,
             tags,
@@ -236,6 +242,11 @@ impl Rules {
         &self.terms[term as usize]
     }
 
+    /// The name of entity `e`, as the rules file gives it.
+    pub(crate) fn entity_name(&self, e: u32) -> &str {
+        self.entities.get(e as usize).map_or("", |s| s.name.as_str())
+    }
+
     pub(crate) fn order(&self) -> &[usize] {
         &self.order
     }
@@ -262,6 +273,7 @@ fn merge_equal_vocabularies(
     for tag in tags {
         tag.terms = canonical(tag.terms);
         tag.unless = tag.unless.map(canonical);
+        tag.subject = canonical(tag.subject);
         for rule in &mut tag.rules {
             for slot in &mut rule.slots {
                 *slot = canonical(*slot);

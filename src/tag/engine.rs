@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use super::compile::Rules;
 use super::matching::{Hits, Occurrence};
 use super::normalise::{Normalised, normalise_into};
-use super::score::{Evidence, TagOutcome};
+use super::score::{Evidence, Layout, TagOutcome};
 use super::{Document, Field, Tagging, TermMatch};
 
 /// Everything the engine worked out about one item. Its vectors are reused
@@ -32,6 +32,8 @@ pub(crate) struct Evaluation {
     pub(super) window: Vec<(u32, usize)>,
     /// Scratch for [`Rules::find`].
     pub(super) found: Vec<(u32, u32, u32)>,
+    /// Where the lead ends and how long the body is.
+    pub layout: Layout,
 }
 
 thread_local! {
@@ -137,6 +139,7 @@ impl Rules {
             excepts,
             window,
             found,
+            layout: layout_out,
         } = eval;
         occurrences.clear();
         for field in Field::ALL {
@@ -149,8 +152,26 @@ impl Rules {
         outcomes.clear();
         evidence.clear();
         picked.clear();
+        let content = &texts[Field::Content as usize];
+        let layout = Layout::new(
+            &self.scoring.salience,
+            texts[Field::Summary as usize].word_count(),
+            content.word_count(),
+            content.paragraph_starts(),
+        );
+        *layout_out = layout;
         for t in 0..self.tags.len() {
-            outcomes.push(self.score_tag(t, hits, evidence, picked, window));
+            let outcome = self.score_tag(
+                t,
+                hits,
+                &layout,
+                content.paragraph_starts(),
+                outcomes,
+                evidence,
+                picked,
+                window,
+            );
+            outcomes.push(outcome);
         }
     }
 }

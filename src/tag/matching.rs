@@ -6,6 +6,7 @@
 use super::Field;
 use super::compile::Rules;
 use super::normalise::Normalised;
+use super::rules::EntityTermKind;
 
 /// A term found in a field.
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +118,11 @@ impl Rules {
     }
 
     /// Voids occurrences covered by (or just after) an `except` phrase of
-    /// the tag that owns the term.
+    /// the tag that owns the term, and every occurrence an entity's name
+    /// overlaps ("Zangezur" in "Zangezur Copper-Molybdenum Combine"), or
+    /// an entity's short name overlaps when one of its names or context
+    /// terms occurs in the item ("Qarabag" in an item about the Champions
+    /// League). Entity hits are void themselves: they count for no tag.
     pub(super) fn void_excepted(&self, occurrences: &mut [Occurrence], phrases_found: &mut Vec<Occurrence>) {
         phrases_found.clear();
         phrases_found.extend(
@@ -129,18 +134,44 @@ impl Rules {
         if phrases_found.is_empty() {
             return;
         }
+        // Entities named (or whose context occurs) in the item; allocates
+        // only for items with an entity's term.
+        let present: Vec<u32> = phrases_found
+            .iter()
+            .filter_map(|p| self.terms[p.term as usize].entity)
+            .filter(|e| e.kind != EntityTermKind::Short)
+            .map(|e| e.entity)
+            .collect();
+        // Keep the hits that void: except phrases, entity names, and short
+        // names of entities present.
+        phrases_found.retain(|p| match self.terms[p.term as usize].entity {
+            Some(e) => match e.kind {
+                EntityTermKind::Name => true,
+                EntityTermKind::Short => present.contains(&e.entity),
+                EntityTermKind::Context => false,
+            },
+            None => true,
+        });
         for o in occurrences.iter_mut() {
-            let Some(except) = self.terms[o.term as usize].except else {
+            let term = &self.terms[o.term as usize];
+            if term.entity.is_some() {
+                o.void = true;
                 continue;
-            };
-            let phrases = &self.vocabs[except.vocab];
-            let covered = phrases_found.iter().any(|p| {
-                p.field == o.field
-                    && phrases.binary_search(&(p.term as usize)).is_ok()
-                    && ((p.start < o.end && o.start < p.end)
-                        || (p.end <= o.start && o.word.saturating_sub(p.word_end + 1) <= except.before))
+            }
+            let overlaps = |p: &Occurrence| p.field == o.field && p.start < o.end && o.start < p.end;
+            let in_entity = phrases_found
+                .iter()
+                .any(|p| self.terms[p.term as usize].entity.is_some() && overlaps(p));
+            let excepted = term.except.is_some_and(|except| {
+                let phrases = &self.vocabs[except.vocab];
+                phrases_found.iter().any(|p| {
+                    p.field == o.field
+                        && phrases.binary_search(&(p.term as usize)).is_ok()
+                        && (overlaps(p)
+                            || (p.end <= o.start && o.word.saturating_sub(p.word_end + 1) <= except.before))
+                })
             });
-            o.void = covered;
+            o.void = in_entity || excepted;
         }
     }
 
@@ -352,5 +383,78 @@ mod tests {
             assert_eq!(found(&r, &text, true), all, "{text:?}");
         }
         assert!(hits > 3000, "the texts hit terms ({hits})");
+    }
+
+    const ENTITIES: &str = r#"
+        [[tag]]
+        name = "aa"
+        primary = true
+        terms = ["Zangezur", "Qarabag", "Karabakh"]
+        [[entity]]
+        name = "the combine"
+        names = ["Zangezur Copper-Molybdenum Combine", "ZCMC"]
+        [[entity]]
+        name = "the club"
+        names = ["Qarabag FK"]
+        short = ["Qarabag"]
+        context = ["Champions League"]
+    "#;
+
+    #[test]
+    fn entity_names_void_the_hits_they_overlap_for_every_tag() {
+        let r = rules(ENTITIES);
+        assert!(!title(&r, "Zangezur Copper–Molybdenum Combine posts record profit").relevant);
+        assert!(title(&r, "Aliyev renews demand for a Zangezur corridor").relevant);
+        assert!(
+            title(&r, "ZCMC pays record taxes; Zangezur corridor talks stall").relevant,
+            "a name voids only what it overlaps"
+        );
+        let t = title(&r, "Zangezur Copper-Molybdenum Combine");
+        assert!(
+            t.matches.is_empty(),
+            "entity hits are not matches of any tag: {t:?}"
+        );
+    }
+
+    #[test]
+    fn short_names_are_the_entity_only_where_its_name_or_context_occurs() {
+        let r = rules(ENTITIES);
+        assert!(
+            !r.tag(&doc(
+                "Qarabag beat Benfica",
+                "A Champions League night in Lisbon.",
+                ""
+            ))
+            .relevant
+        );
+        assert!(
+            !r.tag(&doc("Qarabag win again", "Qarabag FK top the league.", ""))
+                .relevant
+        );
+        assert!(title(&r, "Qarabag region to get new roads").relevant);
+        assert!(
+            r.tag(&doc(
+                "Karabakh war veterans watch Qarabag",
+                "A Champions League night.",
+                ""
+            ))
+            .relevant,
+            "the short name is voided, other terms are not"
+        );
+    }
+
+    #[test]
+    fn a_suffix_after_a_hyphen_leaves_the_abbreviation_a_word() {
+        let r = rules(ONE_TAG);
+        for t in [
+            "ՀԱՊԿ-ը",
+            "ՀԱՊԿ-ի որոշումը",
+            "ՀԱՊԿ֊ից",
+            "ՀԱՊԿ–ում",
+            "ОДКБ-шный саммит",
+            "CSTO-led",
+        ] {
+            assert!(title(&r, t).relevant, "{t}");
+        }
     }
 }

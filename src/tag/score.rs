@@ -1,20 +1,130 @@
 //! Scoring: a tag's points from its own terms' mentions and from its
 //! rules (co-occurrence within a window of words, or anywhere in the item),
-//! weighted by field, and whether it reaches its threshold.
+//! weighted by where in the item the hits sit, and whether it reaches its
+//! threshold.
+//!
+//! Where a hit sits is its [`Zone`]: the title; the lead (the summary, or
+//! when there is none the body's first `lead_words` words, which count as
+//! a summary would); and the body after the lead. Real news names its
+//! subject in the headline and the lead, and long bodies carry background
+//! paragraphs about other subjects, so the body's points are *salience*
+//! weighted: a tag's positive body points count in full up to
+//! `body_full`, then with diminishing returns up to `body_max`; and they
+//! are scaled by the share of the body's segments (`segment_words` words
+//! each) that hold the tag's `subject` terms, in full from `body_share`
+//! up. A subject that is one paragraph of twelve adds little; a body that
+//! is about the subject adds up to `body_max`. The adjustment is itself a
+//! piece of evidence, so `--explain` shows it.
 
 use std::ops::Range;
 
 use super::Field;
 use super::compile::Rules;
 use super::matching::{Hits, VocabHit};
+use super::rules::Salience;
+
+/// Where in an item a hit sits, for its weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zone {
+    Title,
+    Summary,
+    /// The body's first words, standing in for a missing summary.
+    Lead,
+    /// The body after the lead.
+    Body,
+}
+
+impl Zone {
+    const ALL: [Zone; 4] = [Zone::Title, Zone::Summary, Zone::Lead, Zone::Body];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Zone::Title => "title",
+            Zone::Summary => "summary",
+            Zone::Lead => "lead",
+            Zone::Body => "body",
+        }
+    }
+
+    /// The field the zone's text is in.
+    fn field(self) -> Field {
+        match self {
+            Zone::Title => Field::Title,
+            Zone::Summary => Field::Summary,
+            Zone::Lead | Zone::Body => Field::Content,
+        }
+    }
+}
+
+/// The shape of one item's text that scoring needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Layout {
+    /// Content words before this index are the lead (0 with a summary).
+    pub lead_end: u32,
+    /// Words in the body after the lead.
+    pub body_words: u32,
+}
+
+impl Layout {
+    /// The layout of an item whose summary has this many words and whose
+    /// content has `content_words` words, with paragraphs starting at
+    /// `paragraphs`. Without a summary the lead is the content's first
+    /// paragraph, or its first `lead_words` words when that is shorter (a
+    /// first "paragraph" of a few words is a dateline or a byline: the
+    /// lead then runs to the next break or `lead_words`).
+    pub(crate) fn new(
+        salience: &Salience,
+        summary_words: u32,
+        content_words: u32,
+        paragraphs: &[u32],
+    ) -> Layout {
+        let lead_end = if summary_words == 0 {
+            let paragraph_end = paragraphs
+                .iter()
+                .copied()
+                .find(|&start| start >= MIN_LEAD_WORDS)
+                .unwrap_or(content_words);
+            paragraph_end.min(salience.lead_words).min(content_words)
+        } else {
+            0
+        };
+        Layout {
+            lead_end,
+            body_words: content_words - lead_end,
+        }
+    }
+
+    fn zone_of(&self, h: &VocabHit) -> Zone {
+        match h.field {
+            Field::Title => Zone::Title,
+            Field::Summary => Zone::Summary,
+            Field::Content if h.word < self.lead_end => Zone::Lead,
+            Field::Content => Zone::Body,
+        }
+    }
+}
+
+/// A first paragraph shorter than this is not the lead on its own.
+const MIN_LEAD_WORDS: u32 = 10;
 
 /// What made a tag's score.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Reason {
-    /// This many mentions of the tag's own terms in one field.
+    /// This many mentions of the tag's own terms in one zone.
     Mentions(usize),
     /// A rule, by index within the tag.
     Rule(usize),
+    /// The salience adjustment of the body's points: `raw` points, the
+    /// segments holding the subject out of all, and what they became.
+    Body {
+        raw: f64,
+        diminished: f64,
+        covered: u32,
+        segments: u32,
+        /// The segments are the body's paragraphs (else windows of words).
+        paragraphs: bool,
+        factor: f64,
+    },
 }
 
 /// One contribution to a tag's score.
@@ -22,7 +132,7 @@ pub(crate) enum Reason {
 pub(crate) struct Evidence {
     pub reason: Reason,
     pub points: f64,
-    pub field: Field,
+    pub zone: Zone,
     /// Its occurrence indexes, in [`Evaluation::picked`].
     pub(super) occurrences: Range<usize>,
 }
@@ -38,24 +148,63 @@ pub(crate) struct TagOutcome {
     pub(super) evidence: Range<usize>,
 }
 
+/// A vocabulary's hits in one zone: a zone's hits are a slice of its
+/// field's, cut at the end of the lead.
+fn in_zone<'h>(hits: &'h Hits, vocab: usize, zone: Zone, layout: &Layout) -> &'h [VocabHit] {
+    let all = hits.in_field(vocab, zone.field());
+    let split = || all.partition_point(|h| h.word < layout.lead_end);
+    match zone {
+        Zone::Title | Zone::Summary => all,
+        Zone::Lead => &all[..split()],
+        Zone::Body => &all[split()..],
+    }
+}
+
+/// Body points after diminishing returns: in full up to `full`, then
+/// approaching `max`.
+pub(crate) fn diminish(raw: f64, full: f64, max: f64) -> f64 {
+    if raw <= full {
+        raw
+    } else if max <= full {
+        full
+    } else {
+        let room = max - full;
+        full + room * (1.0 - (-(raw - full) / room).exp())
+    }
+}
+
 impl Rules {
+    /// The weight of a zone's hits.
+    fn zone_weight(&self, zone: Zone) -> f64 {
+        let fw = self.scoring.field_weights;
+        match zone {
+            Zone::Title => fw[Field::Title as usize],
+            Zone::Summary | Zone::Lead => fw[Field::Summary as usize],
+            Zone::Body => fw[Field::Content as usize],
+        }
+    }
+
     /// Scores tag `t`, appending its evidence to `evidence` and their
-    /// occurrence indexes to `picked`.
+    /// occurrence indexes to `picked`. `earlier` holds the outcomes of the
+    /// tags before it in the file (for rules that `need` one).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn score_tag(
         &self,
         t: usize,
         hits: &Hits,
+        layout: &Layout,
+        paragraphs: &[u32],
+        earlier: &[TagOutcome],
         evidence: &mut Vec<Evidence>,
         picked: &mut Vec<u32>,
         window: &mut Vec<(u32, usize)>,
     ) -> TagOutcome {
         let tag = &self.tags[t];
-        let fw = self.scoring.field_weights;
         let first_evidence = evidence.len();
         let vetoed = tag.unless.is_some_and(|v| !hits.of(v).is_empty());
 
-        for field in Field::ALL {
-            let own = hits.in_field(tag.terms, field);
+        for zone in Zone::ALL {
+            let own = in_zone(hits, tag.terms, zone, layout);
             let Some(first) = own.first() else { continue };
             let mut mentions = 1;
             let mut end = first.word_end;
@@ -69,23 +218,34 @@ impl Rules {
             picked.extend(own.iter().map(|h| h.occ));
             evidence.push(Evidence {
                 reason: Reason::Mentions(mentions),
-                points: mentions as f64 * tag.weight * fw[field as usize],
-                field,
+                points: mentions as f64 * tag.weight * self.zone_weight(zone),
+                zone,
                 occurrences: from..picked.len(),
             });
         }
 
         for (r, rule) in tag.rules.iter().enumerate() {
+            if rule
+                .needs
+                .is_some_and(|n| !earlier.get(n).is_some_and(|o| o.given))
+            {
+                continue;
+            }
             match rule.within {
                 Some(within) => {
-                    for field in Field::ALL {
+                    for zone in Zone::ALL {
+                        let field = zone.field();
                         if !rule.fields[field as usize] {
                             continue;
                         }
                         if rule.unless.is_some_and(|u| !hits.in_field(u, field).is_empty()) {
                             continue;
                         }
-                        if rule.slots.iter().any(|&s| hits.in_field(s, field).is_empty()) {
+                        if rule
+                            .slots
+                            .iter()
+                            .any(|&s| in_zone(hits, s, zone, layout).is_empty())
+                        {
                             continue;
                         }
                         // Rules have a few slots: no allocation for up to eight.
@@ -93,19 +253,23 @@ impl Rules {
                         let many: Vec<&[VocabHit]>;
                         let slots: &[&[VocabHit]] = if rule.slots.len() <= few.len() {
                             for (slot, &s) in few.iter_mut().zip(&rule.slots) {
-                                *slot = hits.in_field(s, field);
+                                *slot = in_zone(hits, s, zone, layout);
                             }
                             &few[..rule.slots.len()]
                         } else {
-                            many = rule.slots.iter().map(|&s| hits.in_field(s, field)).collect();
+                            many = rule
+                                .slots
+                                .iter()
+                                .map(|&s| in_zone(hits, s, zone, layout))
+                                .collect();
                             &many
                         };
                         let from = picked.len();
                         if tightest_window(slots, within, picked, window) {
                             evidence.push(Evidence {
                                 reason: Reason::Rule(r),
-                                points: rule.weight * fw[field as usize],
-                                field,
+                                points: rule.weight * self.zone_weight(zone),
+                                zone,
                                 occurrences: from..picked.len(),
                             });
                         }
@@ -119,38 +283,41 @@ impl Rules {
                     {
                         continue;
                     }
-                    // Each slot's best hit is its hit in the heaviest field;
+                    // Each slot's best hit is its hit in the heaviest zone;
                     // the rule counts as much as the weakest of those.
                     let from = picked.len();
-                    let mut weakest: Option<(f64, Field)> = None;
+                    let mut weakest: Option<(f64, Zone)> = None;
                     for &s in &rule.slots {
+                        let weight = |h: &VocabHit| self.zone_weight(layout.zone_of(h));
                         let best = hits
                             .of(s)
                             .iter()
                             .filter(allowed)
-                            .max_by(|a, b| fw[a.field as usize].total_cmp(&fw[b.field as usize]));
+                            .max_by(|a, b| weight(a).total_cmp(&weight(b)));
                         let Some(best) = best else {
                             picked.truncate(from);
                             weakest = None;
                             break;
                         };
                         picked.push(best.occ);
-                        let w = fw[best.field as usize];
+                        let w = weight(best);
                         if weakest.is_none_or(|(x, _)| w < x) {
-                            weakest = Some((w, best.field));
+                            weakest = Some((w, layout.zone_of(best)));
                         }
                     }
-                    if let Some((w, field)) = weakest {
+                    if let Some((w, zone)) = weakest {
                         evidence.push(Evidence {
                             reason: Reason::Rule(r),
                             points: rule.weight * w,
-                            field,
+                            zone,
                             occurrences: from..picked.len(),
                         });
                     }
                 }
             }
         }
+
+        self.weigh_body(t, hits, layout, paragraphs, first_evidence, evidence);
 
         let score: f64 = evidence[first_evidence..].iter().map(|e| e.points).sum();
         TagOutcome {
@@ -160,6 +327,73 @@ impl Rules {
             vetoed,
             evidence: first_evidence..evidence.len(),
         }
+    }
+
+    /// Adds the salience adjustment of tag `t`'s positive body points (see
+    /// the module documentation), when there is one.
+    fn weigh_body(
+        &self,
+        t: usize,
+        hits: &Hits,
+        layout: &Layout,
+        paragraphs: &[u32],
+        first_evidence: usize,
+        evidence: &mut Vec<Evidence>,
+    ) {
+        let rules = &self.tags[t].rules;
+        let subject = self.tags[t].subject;
+        let raw: f64 = evidence[first_evidence..]
+            .iter()
+            .filter(|e| e.zone == Zone::Body && e.points > 0.0)
+            .filter(|e| !matches!(e.reason, Reason::Rule(r) if rules[r].body_in_full))
+            .map(|e| e.points)
+            .sum();
+        if raw <= 0.0 {
+            return;
+        }
+        let s = &self.scoring.salience;
+        let diminished = diminish(raw, s.body_full, s.body_max);
+        // The body's segments are its paragraphs when it has some, else
+        // windows of `segment_words` words.
+        let starts = &paragraphs[paragraphs.partition_point(|&p| p <= layout.lead_end)..];
+        let by_paragraph = !starts.is_empty();
+        let segment_words = s.segment_words.max(1);
+        let segments = if by_paragraph {
+            starts.len() as u32 + 1
+        } else {
+            layout.body_words.div_ceil(segment_words).max(1)
+        };
+        let mut covered = 0;
+        let mut last = None;
+        for h in in_zone(hits, subject, Zone::Body, layout) {
+            let segment = if by_paragraph {
+                starts.partition_point(|&p| p <= h.word) as u32
+            } else {
+                (h.word - layout.lead_end) / segment_words
+            };
+            if last != Some(segment) {
+                covered += 1;
+                last = Some(segment);
+            }
+        }
+        let factor = (f64::from(covered) / f64::from(segments) / s.body_share).min(1.0);
+        let points = diminished * factor - raw;
+        if points.abs() < 1e-9 {
+            return;
+        }
+        evidence.push(Evidence {
+            reason: Reason::Body {
+                raw,
+                diminished,
+                covered,
+                segments,
+                paragraphs: by_paragraph,
+                factor,
+            },
+            points,
+            zone: Zone::Body,
+            occurrences: 0..0,
+        });
     }
 }
 
@@ -251,6 +485,7 @@ fn tightest_window(
 
 #[cfg(test)]
 mod tests {
+    use super::diminish;
     use crate::tag::engine::testing::*;
 
     #[test]
@@ -270,11 +505,12 @@ mod tests {
         );
         assert_eq!(r.tag(&doc("CSTO", "", "")).score, 1.5);
         assert!(r.tag(&doc("", "CSTO", "")).relevant);
-        let once = r.tag(&doc("", "", "The CSTO was mentioned once."));
+        // With a summary, the content is all body.
+        let once = r.tag(&doc("", "A summary.", "The CSTO was mentioned once."));
         assert!(!once.relevant);
         assert_eq!(once.score, 0.5);
         assert!(
-            r.tag(&doc("", "", "The CSTO ... and later the CSTO again."))
+            r.tag(&doc("", "A summary.", "The CSTO ... and later the CSTO again."))
                 .relevant
         );
     }
@@ -291,7 +527,7 @@ mod tests {
         );
         let t = r.tag(&doc(
             "",
-            "",
+            "A summary.",
             "the Collective Security Treaty Organization (CSTO) met",
         ));
         assert_eq!(t.score, 0.5);
@@ -378,5 +614,109 @@ mod tests {
             ))
             .relevant
         );
+    }
+
+    /// A body of `n` paragraphs of filler, with `mention` in the ones `about` picks.
+    fn body(n: usize, about: impl Fn(usize) -> bool, mention: &str) -> String {
+        (0..n)
+            .map(|i| {
+                let filler = "The ministry said the plan would be discussed again next week by officials";
+                if about(i) {
+                    format!("{filler} and {mention}.")
+                } else {
+                    format!("{filler}.")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+
+    const KARABAKH: &str = r#"
+        [[tag]]
+        name = "t"
+        primary = true
+        terms = ["Karabakh"]
+    "#;
+
+    #[test]
+    fn a_subject_in_one_paragraph_of_twelve_does_not_pass_a_body_about_it_does() {
+        let r = rules(KARABAKH);
+        let summary = "Officials met on Monday.";
+        let background = body(
+            12,
+            |i| i == 7,
+            "Karabakh was mentioned, Karabakh again, and Karabakh",
+        );
+        let t = r.tag(&doc("Budget talks", summary, &background));
+        assert!(!t.relevant, "{t:?}");
+        assert!(
+            t.score < 0.5,
+            "three mentions in one paragraph of twelve: {}",
+            t.score
+        );
+        let about = body(12, |i| i % 3 != 1, "Karabakh");
+        let t = r.tag(&doc("Budget talks", summary, &about));
+        assert!(t.relevant, "{t:?}");
+        // Diminishing returns: eight body mentions are not worth four title ones.
+        assert!(t.score < 2.0, "{}", t.score);
+    }
+
+    #[test]
+    fn without_a_summary_the_first_paragraph_is_the_lead() {
+        let r = rules(KARABAKH);
+        let first = "Talks on Karabakh resumed in Washington on Monday, officials from both sides said.";
+        let content = format!("{first}\n\n{}", body(6, |_| false, ""));
+        let t = r.tag(&doc("Talks resume", "", &content));
+        assert_eq!(t.score, 1.0, "a lead mention counts as a summary one");
+        let t = r.tag(&doc("Talks resume", "A summary.", &content));
+        assert!(!t.relevant, "with a summary the same paragraph is body: {t:?}");
+        // A dateline is not the lead on its own: the lead runs to the next break.
+        let t = r.tag(&doc("Talks resume", "", &format!("YEREVAN —\n{content}")));
+        assert_eq!(t.score, 1.0);
+    }
+
+    #[test]
+    fn diminishing_returns_are_full_then_approach_the_cap() {
+        assert_eq!(diminish(0.75, 1.0, 2.0), 0.75);
+        assert_eq!(diminish(1.0, 1.0, 2.0), 1.0);
+        let more = diminish(1.5, 1.0, 2.0);
+        assert!(more > 1.3 && more < 1.5, "{more}");
+        assert!(diminish(50.0, 1.0, 2.0) <= 2.0);
+        assert_eq!(diminish(3.0, 1.0, 1.0), 1.0);
+    }
+
+    const NEEDS: &str = r#"
+        [lists]
+        az = ["Azerbaijan*"]
+        war = ["attack*"]
+        [[tag]]
+        name = "csto"
+        primary = true
+        terms = ["CSTO"]
+        [[tag]]
+        name = "aa"
+        primary = true
+        [[tag.rule]]
+        all = ["@csto", "@az", "@war"]
+        within = 20
+        needs = "csto"
+        body_in_full = true
+        weight = 2.0
+    "#;
+
+    #[test]
+    fn a_rule_that_needs_a_tag_fires_only_with_it_and_can_count_in_full_in_the_body() {
+        let r = rules(NEEDS);
+        let justification = "the CSTO stayed silent when Azerbaijani troops attacked";
+        let long = format!("{}\n\n{justification}", body(10, |_| false, ""));
+        let t = r.tag(&doc(
+            "Armenia and the CSTO",
+            "Yerevan says the CSTO failed it.",
+            &long,
+        ));
+        assert_eq!(t.tags, vec!["csto", "aa"], "{t:?}");
+        // Not about the CSTO: the same passage is background, and the rule does not fire.
+        let t = r.tag(&doc("Budget talks", "Officials met on Monday.", &long));
+        assert!(!t.tags.contains(&"aa"), "{t:?}");
     }
 }
