@@ -111,6 +111,7 @@ impl Rules {
             mut tags,
             entities,
         } = spec;
+        let (vocabs, is_canonical_term) = merge_equal_terms(&terms, vocabs);
         let canonical = merge_equal_vocabularies(&vocabs, &mut tags, &mut terms);
         let mut term_vocabs = vec![Vec::new(); terms.len()];
         for (v, ids) in vocabs.iter().enumerate() {
@@ -126,6 +127,9 @@ impl Rules {
         let mut pattern_shape = Vec::new();
         let mut index = std::collections::HashMap::new();
         for (t, term) in terms.iter().enumerate() {
+            if !is_canonical_term[t] {
+                continue;
+            }
             let padded = if term.wildcard {
                 format!(" {}", term.pattern)
             } else {
@@ -250,6 +254,38 @@ impl Rules {
     pub(crate) fn order(&self) -> &[usize] {
         &self.order
     }
+}
+
+/// The same term written the same way in several lists ("peace" in the
+/// conflict words and in the settlement words) is one term: its hits are
+/// found, voided and grouped once, not once per list. Returns the
+/// vocabularies with every term replaced by the first of its equals, and
+/// which terms are those firsts (the others are left unused).
+fn merge_equal_terms(terms: &[TermSpec], mut vocabs: Vec<Vec<usize>>) -> (Vec<Vec<usize>>, Vec<bool>) {
+    let mut first_with = std::collections::HashMap::new();
+    let same: Vec<usize> = terms
+        .iter()
+        .enumerate()
+        .map(|(t, term)| {
+            let key = (
+                term.written.as_str(),
+                term.pattern.as_str(),
+                term.wildcard,
+                term.except.map(|e| (e.vocab, e.before)),
+                term.entity.map(|e| (e.entity, e.kind as u8)),
+            );
+            *first_with.entry(key).or_insert(t)
+        })
+        .collect();
+    for ids in &mut vocabs {
+        for t in ids.iter_mut() {
+            *t = same[*t];
+        }
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    let firsts = same.iter().enumerate().map(|(t, &s)| s == t).collect();
+    (vocabs, firsts)
 }
 
 /// Every rule slot that names a list, and every inline list, is a
