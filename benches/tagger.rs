@@ -3,6 +3,14 @@
 //! same text and terms — one case-insensitive regex per term, and one
 //! `RegexSet` of them all. Also prints the compiled rules' memory.
 //!
+//! A second input is ordinary news text, not the term-dense seeds: every
+//! item of the real blog and news feeds in `../shared/realfeeds/corpus/`
+//! (feedjira's captured feeds, NetNewsWire's, rss-parser's: English,
+//! German, Portuguese ... with full `content:encoded` bodies), parsed by
+//! our own parser and replicated to about 10 MB; tagged, and searched by
+//! the `RegexSet` baseline. It is skipped, with a message, when that
+//! folder is absent.
+//!
 //! Run: `cargo bench --bench tagger` (short samples: the machine is shared).
 
 use std::hint::black_box;
@@ -19,6 +27,7 @@ const NAIVE_BYTES: usize = 512 * 1024;
 
 struct Article {
     title: String,
+    summary: String,
     body: String,
 }
 
@@ -37,6 +46,7 @@ fn seeds() -> Vec<Article> {
             let (title, body) = text.split_once('\n').unwrap_or((&text, ""));
             Article {
                 title: title.trim().to_string(),
+                summary: String::new(),
                 body: body.to_string(),
             }
         })
@@ -50,7 +60,7 @@ fn replicate(seeds: &[Article], bytes: usize) -> (Vec<&Article>, usize) {
         if total >= bytes {
             break;
         }
-        total += a.title.len() + a.body.len();
+        total += a.title.len() + a.summary.len() + a.body.len();
         out.push(a);
     }
     (out, total)
@@ -67,6 +77,40 @@ fn term_regex(term: &str) -> String {
         Some(stem) => format!(r"(?-u:\b){stem}\w*"),
         None => format!(r"(?-u:\b){phrase}(?-u:\b)"),
     }
+}
+
+/// Feed folders of real blog and news feeds (see SOURCES.md there).
+const NEWS_FEEDS: [&str; 4] = ["feedjira/2009", "feedjira/current", "rsparser", "rss-parser"];
+
+/// Every item of the real feeds under `../shared/realfeeds/corpus/`, or
+/// `None` when the folder is absent.
+fn news() -> Option<Vec<Article>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/realfeeds/corpus");
+    if !root.is_dir() {
+        return None;
+    }
+    let url = url::Url::parse("https://feeds.example/").expect("url");
+    let now = jiff::Timestamp::now();
+    let mut out = Vec::new();
+    for dir in NEWS_FEEDS {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths.iter().filter(|p| p.is_file()) {
+            let Ok(bytes) = std::fs::read(path) else { continue };
+            let Ok(feed) = cstowatch::parse::parse_feed(&bytes, None, &url, "bench", now) else {
+                continue;
+            };
+            out.extend(feed.items.into_iter().map(|i| Article {
+                title: i.title,
+                summary: i.summary,
+                body: i.content,
+            }));
+        }
+    }
+    Some(out)
 }
 
 fn bench(c: &mut Criterion) {
@@ -113,7 +157,7 @@ fn bench(c: &mut Criterion) {
             for a in &docs {
                 let t = rules.tag(&Document {
                     title: &a.title,
-                    summary: "",
+                    summary: &a.summary,
                     content: &a.body,
                 });
                 relevant += usize::from(t.relevant);
@@ -151,6 +195,61 @@ fn bench(c: &mut Criterion) {
                     hits += re.find_iter(&a.title).count();
                     hits += re.find_iter(&a.body).count();
                 }
+            }
+            black_box(hits)
+        })
+    });
+    group.finish();
+
+    let Some(news) = news() else {
+        eprintln!("skipped the ordinary-news input: ../shared/realfeeds/corpus is absent");
+        return;
+    };
+    let (news_docs, news_total) = replicate(&news, TARGET_BYTES);
+    let relevant = news_docs
+        .iter()
+        .filter(|a| {
+            rules
+                .tag(&Document {
+                    title: &a.title,
+                    summary: &a.summary,
+                    content: &a.body,
+                })
+                .relevant
+        })
+        .count();
+    eprintln!(
+        "news input: {} items from the real feeds, replicated to {} items, {news_total} bytes ({relevant} tagged relevant)",
+        news.len(),
+        news_docs.len()
+    );
+    let mut group = c.benchmark_group("tagger-news");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .throughput(Throughput::Bytes(news_total as u64));
+    group.bench_function("tag, ordinary news (real feeds)", |b| {
+        b.iter(|| {
+            let mut relevant = 0;
+            for a in &news_docs {
+                let t = rules.tag(&Document {
+                    title: &a.title,
+                    summary: &a.summary,
+                    content: &a.body,
+                });
+                relevant += usize::from(t.relevant);
+            }
+            black_box(relevant)
+        })
+    });
+    group.bench_function("naive RegexSet, ordinary news", |b| {
+        b.iter(|| {
+            let mut hits = 0;
+            for a in &news_docs {
+                hits += set.matches(&a.title).iter().count();
+                hits += set.matches(&a.summary).iter().count();
+                hits += set.matches(&a.body).iter().count();
             }
             black_box(hits)
         })

@@ -116,10 +116,15 @@ pub fn retag(config_path: &Path, dry_run: bool) -> CommandResult {
     let items = store.call_blocking(|s| s.undelivered_items())?;
     let mut updates: Vec<(i64, ItemTags)> = Vec::new();
     let mut changed = Vec::new();
+    let mut shown = Vec::new();
     for stored in &items {
         let tags = tag_text(&rules, &stored.title, &stored.summary, &stored.content);
         if tags.relevant != stored.tags.relevant {
-            changed.push((stored, tags.relevant));
+            changed.push(stored);
+        }
+        // What a dry run lists: a change of relevance or of the tags given.
+        if tags.relevant != stored.tags.relevant || tags.tags != stored.tags.tags {
+            shown.push((stored, tags.clone()));
         }
         if tags != stored.tags {
             updates.push((stored.id, tags));
@@ -128,14 +133,20 @@ pub fn retag(config_path: &Path, dry_run: bool) -> CommandResult {
     let changed_tags = updates.len();
     let mut out = std::io::stdout().lock();
     if dry_run {
-        for (item, relevant) in &changed {
+        for (item, new) in &shown {
+            let marker = match (item.tags.relevant, new.relevant) {
+                (false, true) => "+relevant  ",
+                (true, false) => "-irrelevant",
+                _ => "~tags      ",
+            };
             let _ = writeln!(
                 out,
-                "{} {} [{}] {}",
-                if *relevant { "+relevant  " } else { "-irrelevant" },
+                "{marker} {} [{}] {}  (tags: {} -> {})",
                 item.id,
                 item.feed,
-                item.title
+                item.title,
+                item.tags.tags.join(" "),
+                new.tags.join(" ")
             );
         }
     } else {

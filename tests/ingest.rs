@@ -408,7 +408,16 @@ fn retag_applies_a_rules_change_to_stored_items() {
     let dry = install.run(&["retag", "--dry-run"]);
     dry.expect_code(0);
     assert!(dry.stdout().contains("Armenian Jazz"), "{}", dry.stdout());
-    assert!(dry.stdout().contains("1 changed relevance"), "{}", dry.stdout());
+    // The line says what changes: relevance, and the tags before and after.
+    let shown = dry.stdout();
+    let line = shown
+        .lines()
+        .find(|l| l.contains("Armenian Jazz"))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("+relevant") && line.contains("-> csto"),
+        "{line}"
+    );
     assert_eq!(install.count(jazz), 0, "a dry run writes nothing");
 
     install.run(&["retag"]).expect_code(0);

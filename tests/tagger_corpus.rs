@@ -1,12 +1,16 @@
 //! Quality of the shipped rules (`config/rules.toml`) on the labelled
-//! development corpus: precision and recall for relevance and for each
-//! primary tag must reach 0.95 and 0.90. Items marked `"ambiguous": true`
-//! are skipped, as the labelling guideline says.
+//! sets: precision and recall for relevance and for each primary tag must
+//! reach 0.97, in each language (en, ru, hy) on its own. Items marked
+//! `"ambiguous": true` are skipped, as the labelling guideline says.
 //!
-//! Two labelled files are measured: the project's development corpus, and
+//! Three labelled files are measured: the project's development corpus;
 //! `tests/fixtures/tagger/challenge.jsonl`, items written by the tagger's
 //! author to the same guideline with spellings, phrasings and traps the dev
-//! corpus does not have (a guard against rules that only fit the dev set).
+//! corpus does not have; and `tests/fixtures/tagger/realstyle.jsonl`, items
+//! modelled on regional outlets' articles in English, Russian and Armenian
+//! (long bodies with background paragraphs, hard negatives named after
+//! conflict places). An item's language is its `lang` field, or, without
+//! one, the script of its title and summary (Armenian, Cyrillic, else en).
 //!
 //! Prints the figures and every miss. Set `CSTOWATCH_CORPUS=path.jsonl` to
 //! measure another labelled file in the same format.
@@ -16,8 +20,9 @@ use std::path::{Path, PathBuf};
 use cstowatch::tag::{Document, Rules};
 use serde::Deserialize;
 
-const MIN_PRECISION: f64 = 0.95;
-const MIN_RECALL: f64 = 0.90;
+const MIN_PRECISION: f64 = 0.97;
+const MIN_RECALL: f64 = 0.97;
+const LANGUAGES: [&str; 3] = ["en", "ru", "hy"];
 
 #[derive(Deserialize)]
 struct Labelled {
@@ -30,6 +35,25 @@ struct Labelled {
     labels: Labels,
     #[serde(default)]
     ambiguous: bool,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+impl Labelled {
+    /// Its language: the `lang` field, else the script of title and summary.
+    fn language(&self) -> String {
+        if let Some(lang) = &self.lang {
+            return lang.clone();
+        }
+        let text = format!("{} {}", self.title, self.summary);
+        if text.chars().any(|c| ('\u{0531}'..='\u{058f}').contains(&c)) {
+            "hy".to_string()
+        } else if text.chars().any(|c| ('\u{0400}'..='\u{04ff}').contains(&c)) {
+            "ru".to_string()
+        } else {
+            "en".to_string()
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -101,6 +125,11 @@ fn shipped_rules_meet_precision_and_recall_on_the_challenge_set() {
     measure(&repo_path("tests/fixtures/tagger/challenge.jsonl"));
 }
 
+#[test]
+fn shipped_rules_meet_precision_and_recall_on_the_real_style_set() {
+    measure(&repo_path("tests/fixtures/tagger/realstyle.jsonl"));
+}
+
 fn measure(corpus: &Path) {
     let (rules, warnings) = match Rules::load(&repo_path("config/rules.toml")) {
         Ok(r) => r,
@@ -117,9 +146,13 @@ fn measure(corpus: &Path) {
         std::fs::read_to_string(corpus).unwrap_or_else(|e| panic!("reading {}: {e}", corpus.display()));
 
     let primaries: Vec<String> = rules.primary_tags().iter().map(|s| s.to_string()).collect();
-    let mut relevance = Confusion::default();
-    let mut per_tag: Vec<Confusion> = primaries.iter().map(|_| Confusion::default()).collect();
-    let (mut scored, mut skipped) = (0, 0);
+    // Per language: relevance first, then each primary tag.
+    let mut confusions: Vec<Vec<Confusion>> = LANGUAGES
+        .iter()
+        .map(|_| (0..=primaries.len()).map(|_| Confusion::default()).collect())
+        .collect();
+    let mut items = [0usize; LANGUAGES.len()];
+    let mut skipped = 0;
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let item: Labelled =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{}:{}: {e}", corpus.display(), n + 1));
@@ -127,7 +160,11 @@ fn measure(corpus: &Path) {
             skipped += 1;
             continue;
         }
-        scored += 1;
+        let lang = item.language();
+        let Some(l) = LANGUAGES.iter().position(|&x| x == lang) else {
+            panic!("{}:{}: unknown language {lang:?}", corpus.display(), n + 1);
+        };
+        items[l] += 1;
         let tagging = rules.tag(&Document {
             title: &item.title,
             summary: &item.summary,
@@ -137,14 +174,15 @@ fn measure(corpus: &Path) {
             "score {:.2}, tags {:?}, labelled {:?}",
             tagging.score, tagging.tags, item.labels.tags
         );
-        relevance.add(
+        let per = &mut confusions[l];
+        per[0].add(
             &item.id,
             &item.title,
             item.labels.relevant,
             tagging.relevant,
             &detail,
         );
-        for (tag, confusion) in primaries.iter().zip(per_tag.iter_mut()) {
+        for (tag, confusion) in primaries.iter().zip(per[1..].iter_mut()) {
             confusion.add(
                 &item.id,
                 &item.title,
@@ -155,28 +193,38 @@ fn measure(corpus: &Path) {
         }
     }
 
+    let scored: usize = items.iter().sum();
     let mut report = format!(
         "corpus {}: {scored} items scored, {skipped} ambiguous skipped\n",
         corpus.display()
     );
     let mut failed = Vec::new();
-    let all = std::iter::once(("relevant".to_string(), &relevance))
-        .chain(primaries.iter().cloned().zip(per_tag.iter()));
-    for (name, c) in all {
-        report += &format!(
-            "{name:>20}: precision {:.3}  recall {:.3}  (tp {}, fp {}, fn {})\n",
-            c.precision(),
-            c.recall(),
-            c.true_pos,
-            c.false_pos,
-            c.false_neg
-        );
-        for m in &c.misses {
-            report += m;
-            report += "\n";
+    let names: Vec<String> = std::iter::once("relevant".to_string())
+        .chain(primaries.iter().cloned())
+        .collect();
+    for ((lang, per), count) in LANGUAGES.iter().zip(&confusions).zip(items) {
+        if count == 0 {
+            continue;
         }
-        if c.precision() < MIN_PRECISION || c.recall() < MIN_RECALL {
-            failed.push(name);
+        report += &format!("  {lang} ({count} items):\n");
+        for (name, c) in names.iter().zip(per) {
+            // A language with no item of a tag and no false alarm scores
+            // 1.000 by convention; the counts show it.
+            report += &format!(
+                "  {lang} {name:>20}: precision {:.3}  recall {:.3}  (tp {}, fp {}, fn {})\n",
+                c.precision(),
+                c.recall(),
+                c.true_pos,
+                c.false_pos,
+                c.false_neg
+            );
+            for m in &c.misses {
+                report += m;
+                report += "\n";
+            }
+            if c.precision() < MIN_PRECISION || c.recall() < MIN_RECALL {
+                failed.push(format!("{lang} {name}"));
+            }
         }
     }
     println!("{report}");

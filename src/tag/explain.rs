@@ -4,7 +4,10 @@
 
 use std::fmt::Write as _;
 
-use super::engine::{Evaluation, Reason, Rules};
+use super::Rules;
+use super::engine::Evaluation;
+use super::rules::EntityTermKind;
+use super::score::Reason;
 use super::{Document, Tagging};
 
 /// Characters of context shown on each side of a hit.
@@ -33,6 +36,26 @@ fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging
     } else {
         let _ = writeln!(out, "  tags: {}", tagging.tags.join(", "));
     }
+    let mut entities: Vec<&str> = Vec::new();
+    for occ in &eval.occurrences {
+        if let Some(e) = rules
+            .term(occ.term)
+            .entity
+            .filter(|e| e.kind == EntityTermKind::Name)
+        {
+            let name = rules.entity_name(e.entity);
+            if !entities.contains(&name) {
+                entities.push(name);
+            }
+        }
+    }
+    if !entities.is_empty() {
+        let _ = writeln!(
+            out,
+            "  entities (their names' words count for no tag): {}",
+            entities.join(", ")
+        );
+    }
     for &t in rules.order() {
         let outcome = &eval.outcomes[t];
         if eval.evidence(outcome).is_empty() && !outcome.vetoed {
@@ -58,8 +81,20 @@ fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging
                     Some(note) => format!("rule {}: {note}", r + 1),
                     None => format!("rule {}", r + 1),
                 },
+                Reason::Body {
+                    raw,
+                    diminished,
+                    covered,
+                    segments,
+                    paragraphs,
+                    factor,
+                } => format!(
+                    "salience: body points {raw:.2}, {diminished:.2} after diminishing returns, \
+                     × {factor:.2} for the subject in {covered} of {segments} body {}",
+                    if paragraphs { "paragraphs" } else { "segments" }
+                ),
             };
-            let _ = writeln!(out, "    {:+.2} {} {what}", ev.points, ev.field.as_str());
+            let _ = writeln!(out, "    {:+.2} {} {what}", ev.points, ev.zone.as_str());
             for &o in eval.picked(ev) {
                 let occ = &eval.occurrences[o as usize];
                 let (start, end) = eval.original_range(doc, occ);
@@ -104,6 +139,7 @@ fn one_line(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tag::Document;
 
     #[test]
     fn snippet_brackets_the_hit_and_marks_cuts() {
@@ -113,5 +149,40 @@ mod tests {
         assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
         assert!(s.contains(" [CSTO] "), "{s}");
         assert_eq!(snippet("the CSTO", 4, 8), "the [CSTO]");
+    }
+
+    #[test]
+    fn explain_shows_the_salience_adjustment_and_the_entities_found() {
+        let (rules, _) = Rules::from_toml(
+            r#"
+            [[tag]]
+            name = "t"
+            primary = true
+            terms = ["Karabakh", "Zangezur"]
+            [[entity]]
+            name = "the combine"
+            names = ["Zangezur combine"]
+            "#,
+            std::path::Path::new("test-rules.toml"),
+        )
+        .unwrap_or_else(|p| panic!("{p}"));
+        let filler = "Officials said the plan would be discussed again next week.";
+        let content = format!("{filler}\n\nKarabakh was mentioned here.\n\n{filler}\n\n{filler}\n\n{filler}");
+        let doc = Document {
+            title: "Zangezur combine budget",
+            summary: "A summary.",
+            content: &content,
+        };
+        let (tagging, text) = explain(&rules, "x", &doc);
+        assert!(!tagging.relevant);
+        assert!(
+            text.contains("entities (their names' words count for no tag): the combine"),
+            "{text}"
+        );
+        assert!(
+            text.contains("body salience: body points 0.50, 0.50 after diminishing returns, × 0.40 for the subject in 1 of 5 body paragraphs"),
+            "{text}"
+        );
+        assert!(text.contains("-0.30 body salience"), "{text}");
     }
 }

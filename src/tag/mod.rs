@@ -3,23 +3,28 @@
 //!
 //! - `rules`: the rules file format and its validation, with line numbers;
 //! - `normalise`: the one-pass text normaliser with an offset map;
-//! - `engine`: compiled rules (one automaton over every term, see `trie`)
-//!   and the scoring of an item;
-//! - `trie`: that automaton, a trie walked from each word start;
+//! - `compile`: the rules compiled (one automaton over every term, see `trie`);
+//! - `matching`: an item's term occurrences, `except` voiding, hits by vocabulary;
+//! - `score`: the points each tag gets and whether it is given;
+//! - `engine`: runs those stages for one item and builds the [`Tagging`];
+//! - `trie`: the automaton, a trie walked from each word start;
 //! - `explain`: the human-readable account behind `cstowatch tag --explain`;
 //! - `cli`: `cstowatch tag`, JSON Lines in and out.
 
 pub mod cli;
+mod compile;
 pub mod engine;
 pub mod explain;
+mod matching;
 pub mod normalise;
 pub mod rules;
+mod score;
 mod trie;
 
 use serde::{Deserialize, Serialize};
 
 pub use cli::{TagRunSummary, run_tag_command};
-pub use engine::Rules;
+pub use compile::Rules;
 
 /// The parts of an item the tagger reads. Fields may be empty.
 #[derive(Debug, Clone, Copy, Default)]

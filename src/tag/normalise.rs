@@ -43,6 +43,11 @@ pub struct Normalised {
     /// The words the filter admitted (every word when normalised without
     /// one): where each starts in the padded text, and its index.
     candidates: Vec<(u32, u32)>,
+    /// How many words the text has.
+    words: u32,
+    /// Where paragraphs start: the index of the first word after each line
+    /// break that follows a word.
+    paragraphs: Vec<u32>,
 }
 
 impl Normalised {
@@ -65,6 +70,17 @@ impl Normalised {
     /// space), and which word of the text it is (0 for the first).
     pub(crate) fn candidates(&self) -> &[(u32, u32)] {
         &self.candidates
+    }
+
+    /// How many words the normalised text has.
+    pub fn word_count(&self) -> u32 {
+        self.words
+    }
+
+    /// The index of the first word of each paragraph after the first
+    /// (paragraphs are separated by line breaks in the original), in order.
+    pub fn paragraph_starts(&self) -> &[u32] {
+        &self.paragraphs
     }
 
     /// The byte offset in the original text that produced the byte at
@@ -235,12 +251,15 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<
     anchors.push((1, 0));
     let mut candidates = std::mem::take(&mut into.candidates);
     candidates.clear();
+    let mut paragraphs = std::mem::take(&mut into.paragraphs);
+    paragraphs.clear();
     let mut w = Writer {
         out,
         anchors,
         word_start: 1,
         words: 0,
         candidates,
+        paragraphs,
         filter,
         delta: -1,
         dirty: true,
@@ -299,6 +318,9 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<
         }
         if class == SEPARATOR {
             w.separate();
+            if bytes[i] == b'\n' {
+                w.paragraph_break();
+            }
             i += 1;
             continue;
         }
@@ -387,6 +409,7 @@ struct Writer<'f> {
     word_start: usize,
     words: u32,
     candidates: Vec<(u32, u32)>,
+    paragraphs: Vec<u32>,
     filter: Option<&'f WordFilter>,
     delta: isize,
     /// The distance between input and output may have changed since the
@@ -415,6 +438,14 @@ impl Writer<'_> {
             self.start_word();
         }
         self.dirty = true;
+    }
+
+    /// Notes that the next word begins a paragraph (after a line break,
+    /// once per run of them, never before the first word).
+    fn paragraph_break(&mut self) {
+        if self.words > 0 && self.paragraphs.last() != Some(&self.words) {
+            self.paragraphs.push(self.words);
+        }
     }
 
     /// The space after a word that has ended; the next word starts after it.
@@ -491,10 +522,16 @@ impl Writer<'_> {
 
     fn finish(mut self) -> Normalised {
         self.separate();
+        // A line break after the last word starts no paragraph.
+        if self.paragraphs.last() == Some(&self.words) {
+            self.paragraphs.pop();
+        }
         Normalised {
             padded: self.out,
             anchors: self.anchors,
             candidates: self.candidates,
+            words: self.words,
+            paragraphs: self.paragraphs,
         }
     }
 }
@@ -741,6 +778,15 @@ mod tests {
         }
         let end = text.find("reply").unwrap() + "reply".len();
         assert_eq!(norm.original_offset(end), original.find("reply").unwrap() + 5);
+    }
+
+    #[test]
+    fn words_and_paragraphs_are_counted() {
+        let norm = normalise("YEREVAN — The talks\n\nresumed on Friday.\r\nBoth sides met.\n");
+        assert_eq!(norm.word_count(), 9);
+        assert_eq!(norm.paragraph_starts(), &[3, 6]);
+        assert_eq!(normalise("").word_count(), 0);
+        assert_eq!(normalise("\n\nOne line").paragraph_starts(), &[] as &[u32]);
     }
 
     #[test]

@@ -53,6 +53,37 @@ pub(crate) struct Scoring {
     pub threshold: f64,
     pub field_weights: [f64; 3],
     pub mention_gap: u32,
+    pub salience: Salience,
+}
+
+/// How the body beyond the lead counts (see the shipped file's header).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Salience {
+    /// Without a summary, this many first words of the body are the lead
+    /// and count at the summary's weight.
+    pub lead_words: u32,
+    /// A tag's body points count in full up to this much...
+    pub body_full: f64,
+    /// ...then with diminishing returns, never above this.
+    pub body_max: f64,
+    /// The share of the body's segments that must hold the tag's subject
+    /// for its body points to count in full; below it they shrink in
+    /// proportion.
+    pub body_share: f64,
+    /// Words per segment of the body.
+    pub segment_words: u32,
+}
+
+impl Default for Salience {
+    fn default() -> Salience {
+        Salience {
+            lead_words: 40,
+            body_full: 1.0,
+            body_max: 2.0,
+            body_share: 0.5,
+            segment_words: 30,
+        }
+    }
 }
 
 /// One literal term as written in the file, checked and normalised.
@@ -66,6 +97,36 @@ pub(crate) struct TermSpec {
     pub wildcard: bool,
     /// Hits do not count when an `except` phrase of the owning tag covers them.
     pub except: Option<Except>,
+    /// A name or short name of an `[[entity]]`.
+    pub entity: Option<EntityTerm>,
+}
+
+/// A term that names an entity (a company, club or brand built on a place
+/// name): its hits void every other term's hits they overlap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntityTerm {
+    /// Index of the entity.
+    pub entity: u32,
+    pub kind: EntityTermKind,
+}
+
+/// What an entity's term is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntityTermKind {
+    /// A full name ("Qarabag FK"): it voids the hits it overlaps.
+    Name,
+    /// A short name ("Qarabag"): it voids the hits it overlaps in items
+    /// where a full name or a context term of the entity occurs.
+    Short,
+    /// A word that shows the entity is meant ("Champions League"); it
+    /// voids nothing itself.
+    Context,
+}
+
+/// An `[[entity]]`, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct EntitySpec {
+    pub name: String,
 }
 
 /// A tag's `except` phrases as they apply to one of its terms.
@@ -85,6 +146,9 @@ pub(crate) struct TagSpec {
     /// The vocabulary of its own `terms`.
     pub terms: usize,
     pub unless: Option<usize>,
+    /// Hits that mark a body segment as being about the tag (its own terms
+    /// when the file names none).
+    pub subject: usize,
     pub rules: Vec<RuleSpec>,
 }
 
@@ -97,6 +161,11 @@ pub(crate) struct RuleSpec {
     pub weight: f64,
     pub fields: [bool; 3],
     pub unless: Option<usize>,
+    /// The rule fires only on items given this tag (an index of a tag
+    /// defined above it).
+    pub needs: Option<usize>,
+    /// Its body points are not scaled by the subject's share of the body.
+    pub body_in_full: bool,
 }
 
 /// A whole rules file, checked: terms, the flattened vocabularies (term ids
@@ -107,6 +176,7 @@ pub(crate) struct Spec {
     pub terms: Vec<TermSpec>,
     pub vocabs: Vec<Vec<usize>>,
     pub tags: Vec<TagSpec>,
+    pub entities: Vec<EntitySpec>,
 }
 
 // ---------------------------------------------------------------------------
@@ -121,6 +191,19 @@ struct RawRules {
     lists: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     tag: Vec<RawTag>,
+    #[serde(default)]
+    entity: Vec<RawEntity>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntity {
+    name: Spanned<String>,
+    names: Vec<Spanned<String>>,
+    #[serde(default)]
+    short: Vec<Spanned<String>>,
+    #[serde(default)]
+    context: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -131,6 +214,11 @@ struct RawScoring {
     summary: Option<Spanned<f64>>,
     content: Option<Spanned<f64>>,
     mention_gap: Option<u32>,
+    lead_words: Option<u32>,
+    body_full: Option<Spanned<f64>>,
+    body_max: Option<Spanned<f64>>,
+    body_share: Option<Spanned<f64>>,
+    segment_words: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +240,8 @@ struct RawTag {
     #[serde(default)]
     unless: Vec<Spanned<String>>,
     #[serde(default)]
+    subject: Vec<Spanned<String>>,
+    #[serde(default)]
     rule: Vec<RawRule>,
 }
 
@@ -165,6 +255,9 @@ struct RawRule {
     fields: Option<Vec<Field>>,
     #[serde(default)]
     unless: Vec<Spanned<String>>,
+    needs: Option<Spanned<String>>,
+    #[serde(default)]
+    body_in_full: bool,
 }
 
 // ---------------------------------------------------------------------------
@@ -217,6 +310,7 @@ impl Checker<'_> {
         line: Option<usize>,
         key: &str,
         except: Option<Except>,
+        entity: Option<EntityTerm>,
     ) {
         let trimmed = written.trim();
         if trimmed.is_empty() {
@@ -286,6 +380,7 @@ impl Checker<'_> {
             pattern,
             wildcard,
             except,
+            entity,
         });
         self.term_sites.push((line.unwrap_or(0), key.to_string()));
         let id = self.terms.len() - 1;
@@ -293,9 +388,27 @@ impl Checker<'_> {
     }
 
     fn add_list(&mut self, vocab: usize, items: &[Spanned<String>], key: &str, except: Option<Except>) {
+        self.add_list_of(vocab, items, key, except, None);
+    }
+
+    fn add_list_of(
+        &mut self,
+        vocab: usize,
+        items: &[Spanned<String>],
+        key: &str,
+        except: Option<Except>,
+        entity: Option<EntityTerm>,
+    ) {
         for (i, item) in items.iter().enumerate() {
             let line = self.line(item.span());
-            self.add_entry(vocab, item.get_ref(), line, &format!("{key}[{i}]"), except);
+            self.add_entry(
+                vocab,
+                item.get_ref(),
+                line,
+                &format!("{key}[{i}]"),
+                except,
+                entity,
+            );
         }
     }
 
@@ -382,6 +495,65 @@ pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Pro
             ),
         ],
         mention_gap: s.mention_gap.unwrap_or(2),
+        salience: Salience::default(),
+    };
+    let d = Salience::default();
+    let body_full = finite(
+        &mut c,
+        &s.body_full,
+        "scoring.body_full",
+        d.body_full,
+        |x| x >= 0.0,
+        "0 or more",
+    );
+    let body_max = finite(
+        &mut c,
+        &s.body_max,
+        "scoring.body_max",
+        d.body_max.max(body_full),
+        |x| x >= 0.0,
+        "0 or more",
+    );
+    if body_max < body_full
+        && let Some(v) = &s.body_max
+    {
+        let line = c.line(v.span());
+        c.error(
+            line,
+            "scoring.body_max".to_string(),
+            format!("{body_max} is less than body_full ({body_full}): the body's cap must be at least its full part"),
+        );
+    }
+    let body_share = finite(
+        &mut c,
+        &s.body_share,
+        "scoring.body_share",
+        d.body_share,
+        |x| x > 0.0 && x <= 1.0,
+        "more than 0 and at most 1",
+    );
+    let segment_words = match &s.segment_words {
+        Some(v) if *v.get_ref() == 0 => {
+            let line = c.line(v.span());
+            c.error(
+                line,
+                "scoring.segment_words".to_string(),
+                "`segment_words` is a number of words, at least 1",
+            );
+            d.segment_words
+        }
+        Some(v) => *v.get_ref(),
+        None => d.segment_words,
+    };
+    let scoring = Scoring {
+        salience: Salience {
+            lead_words: s.lead_words.unwrap_or(d.lead_words),
+            body_full,
+            body_max,
+            body_share,
+            segment_words,
+        },
+        ..scoring
     };
 
     // Names first, so references may point forwards.
@@ -434,6 +606,9 @@ pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Pro
             });
         c.add_list(tag_vocabs[i], &t.terms, &format!("{key}.terms"), except);
         let unless = c.anonymous(&t.unless, &format!("{key}.unless"));
+        let subject = c
+            .anonymous(&t.subject, &format!("{key}.subject"))
+            .unwrap_or(tag_vocabs[i]);
         let weight = finite(
             &mut c,
             &t.weight,
@@ -463,11 +638,11 @@ pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Pro
                 let line = c.line(slot.span());
                 let v = c.new_vocab();
                 match slot.get_ref() {
-                    toml::Value::String(s) => c.add_entry(v, s, line, &skey, None),
+                    toml::Value::String(s) => c.add_entry(v, s, line, &skey, None, None),
                     toml::Value::Array(items) if !items.is_empty() => {
                         for (m, item) in items.iter().enumerate() {
                             match item.as_str() {
-                                Some(s) => c.add_entry(v, s, line, &format!("{skey}[{m}]"), None),
+                                Some(s) => c.add_entry(v, s, line, &format!("{skey}[{m}]"), None, None),
                                 None => c.error(
                                     line,
                                     format!("{skey}[{m}]"),
@@ -521,6 +696,19 @@ pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Pro
                 }
             }
             let unless = c.anonymous(&r.unless, &format!("{rkey}.unless"));
+            let needs = r.needs.as_ref().and_then(|n| {
+                let wanted = n.get_ref().trim();
+                let found = raw.tag[..i].iter().position(|t| t.name.get_ref().trim() == wanted);
+                if found.is_none() {
+                    let line = c.line(n.span());
+                    c.error(
+                        line,
+                        format!("{rkey}.needs"),
+                        format!("`needs` names {wanted:?}, which is not a tag defined above this one (tags are scored in file order)"),
+                    );
+                }
+                found
+            });
             rules.push(RuleSpec {
                 note: r.note.clone(),
                 slots,
@@ -528,6 +716,8 @@ pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Pro
                 weight,
                 fields,
                 unless,
+                needs,
+                body_in_full: r.body_in_full,
             });
         }
         if t.terms.is_empty() && t.rule.is_empty() {
@@ -545,8 +735,38 @@ pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Pro
             weight,
             terms: tag_vocabs[i],
             unless,
+            subject,
             rules,
         });
+    }
+
+    // Entities: their names and short names are terms of no tag; the
+    // engine voids what they overlap.
+    let mut entities = Vec::new();
+    for (e, raw_entity) in raw.entity.iter().enumerate() {
+        let key = format!("entity[{e}]");
+        let name = raw_entity.name.get_ref().trim().to_string();
+        if raw_entity.names.is_empty() {
+            let line = c.line(raw_entity.name.span());
+            c.error(
+                line,
+                format!("{key}.names"),
+                "an entity needs at least one name, like names = [\"Zangezur Copper-Molybdenum Combine\"]",
+            );
+        }
+        let v = c.new_vocab();
+        for (list, kind, k) in [
+            (&raw_entity.names, EntityTermKind::Name, "names"),
+            (&raw_entity.short, EntityTermKind::Short, "short"),
+            (&raw_entity.context, EntityTermKind::Context, "context"),
+        ] {
+            let term = EntityTerm {
+                entity: e as u32,
+                kind,
+            };
+            c.add_list_of(v, list, &format!("{key}.{k}"), None, Some(term));
+        }
+        entities.push(EntitySpec { name });
     }
 
     if !tags.iter().any(|t| t.primary) {
@@ -570,6 +790,7 @@ pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Pro
             terms: c.terms,
             vocabs,
             tags,
+            entities,
         },
         c.problems,
     ))
@@ -850,5 +1071,36 @@ mod tests {
         let mut patterns: Vec<&str> = csto.iter().map(|&t| spec.terms[t].pattern.as_str()).collect();
         patterns.sort_unstable();
         assert_eq!(patterns, vec!["csto", "одкб"]);
+    }
+
+    #[test]
+    fn salience_needs_and_entities_are_checked() {
+        let e = errors(&format!(
+            "[scoring]\nbody_share = 1.5\nsegment_words = 0\n{HEAD}terms = [\"CSTO\"]\n[[tag.rule]]\nall = [\"CSTO\"]\nneeds = \"later\"\nweight = 1.0\n[[tag]]\nname = \"later\"\nterms = [\"x\"]\n[[entity]]\nname = \"nothing\"\nnames = []\n"
+        ));
+        let keys: Vec<_> = e
+            .iter()
+            .map(|p| (p.key.clone().unwrap_or_default(), p.line))
+            .collect();
+        assert!(
+            keys.contains(&("scoring.body_share".to_string(), Some(2))),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&("scoring.segment_words".to_string(), Some(3))),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&("tag[0].rule[0].needs".to_string(), Some(10))),
+            "{keys:?}"
+        );
+        assert!(keys.iter().any(|(k, _)| k == "entity[0].names"), "{keys:?}");
+        let needs = e
+            .iter()
+            .find(|p| p.key.as_deref() == Some("tag[0].rule[0].needs"));
+        assert!(
+            needs.is_some_and(|p| p.message.contains("defined above")),
+            "{e:#?}"
+        );
     }
 }
