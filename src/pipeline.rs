@@ -101,6 +101,8 @@ struct FeedHealth {
 struct Health {
     feeds: HashMap<String, FeedHealth>,
     unreachable: usize,
+    /// The network is taken to be down (logged once when it goes, once when it is back).
+    network_down: bool,
 }
 
 impl Health {
@@ -387,6 +389,10 @@ impl Pipeline {
         let summary = queued.committed().await?;
         let mut health = self.health();
         health.set_unreachable(&feed.name, false);
+        if health.network_down {
+            health.network_down = false;
+            info!(feed = %feed.name, "a feed answered: the network is back");
+        }
         if let Some(h) = health.feeds.get_mut(&feed.name) {
             h.url = feed.url.to_string();
             h.validators = validators;
@@ -404,7 +410,16 @@ impl Pipeline {
         // Noted at once, not when the failure is written: a feed failing a
         // moment later must already see this one.
         health.set_unreachable(feed, failure.network);
-        failure.network && health.unreachable >= health.feeds.len()
+        let down = failure.network && health.unreachable >= health.feeds.len();
+        if down && !health.network_down {
+            warn!(
+                feeds = health.feeds.len(),
+                "every feed is failing to connect: treating it as the network being down \
+                 (failures are recorded, not held against the feeds)"
+            );
+        }
+        health.network_down = down || (health.network_down && failure.network);
+        down
     }
 
     /// Records a failed poll and returns when the feed should be polled next.
