@@ -238,7 +238,12 @@ impl Pipeline {
             duration: started.elapsed(),
             next_poll_at,
         };
-        log_report(&report);
+        // While the network is down (said once, at warn), each feed failing
+        // to connect is routine: at info, so 10,000 feeds do not fill the
+        // journal with 10,000 warnings a round.
+        let routine =
+            matches!(&report.outcome, Outcome::Failed(f) if f.network) && self.health().network_down;
+        log_report(&report, routine);
         Ok(report)
     }
 
@@ -577,7 +582,7 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(t)
 }
 
-fn log_report(r: &FeedReport) {
+fn log_report(r: &FeedReport, routine_failure: bool) {
     let ms = r.duration.as_millis() as u64;
     match &r.outcome {
         Outcome::Fetched { bytes, summary } => info!(
@@ -586,6 +591,9 @@ fn log_report(r: &FeedReport) {
         ),
         Outcome::NotModified => {
             info!(feed = %r.feed, outcome = "304", bytes = 0, new = 0, duration_ms = ms, "polled")
+        }
+        Outcome::Failed(f) if routine_failure => {
+            info!(feed = %r.feed, outcome = %f.kind, error = %f.message, bytes = 0, new = 0, duration_ms = ms, "poll failed")
         }
         Outcome::Failed(f) => {
             warn!(feed = %r.feed, outcome = %f.kind, error = %f.message, bytes = 0, new = 0, duration_ms = ms, "poll failed")
