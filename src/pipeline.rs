@@ -101,6 +101,8 @@ struct FeedHealth {
 struct Health {
     feeds: HashMap<String, FeedHealth>,
     unreachable: usize,
+    /// The network is taken to be down (logged once when it goes, once when it is back).
+    network_down: bool,
 }
 
 impl Health {
@@ -236,7 +238,12 @@ impl Pipeline {
             duration: started.elapsed(),
             next_poll_at,
         };
-        log_report(&report);
+        // While the network is down (said once, at warn), each feed failing
+        // to connect is routine: at info, so 10,000 feeds do not fill the
+        // journal with 10,000 warnings a round.
+        let routine =
+            matches!(&report.outcome, Outcome::Failed(f) if f.network) && self.health().network_down;
+        log_report(&report, routine);
         Ok(report)
     }
 
@@ -394,6 +401,10 @@ impl Pipeline {
         let summary = queued.committed().await?;
         let mut health = self.health();
         health.set_unreachable(&feed.name, false);
+        if health.network_down {
+            health.network_down = false;
+            info!(feed = %feed.name, "a feed answered: the network is back");
+        }
         if let Some(h) = health.feeds.get_mut(&feed.name) {
             h.url = feed.url.to_string();
             h.validators = validators;
@@ -411,7 +422,16 @@ impl Pipeline {
         // Noted at once, not when the failure is written: a feed failing a
         // moment later must already see this one.
         health.set_unreachable(feed, failure.network);
-        failure.network && health.unreachable >= health.feeds.len()
+        let down = failure.network && health.unreachable >= health.feeds.len();
+        if down && !health.network_down {
+            warn!(
+                feeds = health.feeds.len(),
+                "every feed is failing to connect: treating it as the network being down \
+                 (failures are recorded, not held against the feeds)"
+            );
+        }
+        health.network_down = down || (health.network_down && failure.network);
+        down
     }
 
     /// Records a failed poll and returns when the feed should be polled next.
@@ -567,7 +587,7 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(t)
 }
 
-fn log_report(r: &FeedReport) {
+fn log_report(r: &FeedReport, routine_failure: bool) {
     let ms = r.duration.as_millis() as u64;
     match &r.outcome {
         Outcome::Fetched { bytes, summary } => info!(
@@ -576,6 +596,9 @@ fn log_report(r: &FeedReport) {
         ),
         Outcome::NotModified => {
             info!(feed = %r.feed, outcome = "304", bytes = 0, new = 0, duration_ms = ms, "polled")
+        }
+        Outcome::Failed(f) if routine_failure => {
+            info!(feed = %r.feed, outcome = %f.kind, error = %f.message, bytes = 0, new = 0, duration_ms = ms, "poll failed")
         }
         Outcome::Failed(f) => {
             warn!(feed = %r.feed, outcome = %f.kind, error = %f.message, bytes = 0, new = 0, duration_ms = ms, "poll failed")

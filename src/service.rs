@@ -233,10 +233,8 @@ async fn feed_worker(
                     Some(report.next_poll_at)
                 }
                 Outcome::Failed(failure) => {
+                    // Logged by the pipeline once when the network goes down, not per feed.
                     let network_down = pipeline.note_failure(&feed.name, failure);
-                    if network_down {
-                        warn!(feed = %feed.name, "every feed is failing to connect: treating it as the network being down");
-                    }
                     match pipeline.record_failure(&feed, failure, network_down).await {
                         Ok(next) => Some(next),
                         Err(e) => {

@@ -216,9 +216,13 @@ async fn relay(
     axum::extract::State(state): axum::extract::State<Arc<RelayState>>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
-    state.forwarding.fetch_add(1, Ordering::SeqCst);
-    let answer = forward(&state, request).await;
-    state.forwarding.fetch_sub(1, Ordering::SeqCst);
+    let answer = {
+        // A guard, not a decrement after the await: when the sender is
+        // killed mid-request, the server drops this handler at that await,
+        // and a count left behind would read as a request still in flight.
+        let _forwarding = Forwarding::new(&state.forwarding);
+        forward(&state, request).await
+    };
     match answer {
         Ok((status, body)) => {
             tokio::time::sleep(Duration::from_millis(state.delay_ms.load(Ordering::Relaxed))).await;
@@ -226,6 +230,22 @@ async fn relay(
         }
         // The sender died mid-request, or the fake is gone.
         Err(e) => (axum::http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+/// Counts a request as being forwarded for as long as it lives.
+struct Forwarding<'a>(&'a AtomicU64);
+
+impl<'a> Forwarding<'a> {
+    fn new(count: &'a AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Forwarding(count)
+    }
+}
+
+impl Drop for Forwarding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -214,8 +214,10 @@ fn the_network_being_down_is_not_held_against_the_feeds() {
     );
     let install = Install::new(&down);
     let mut service = Service::start(&install);
-    for _ in 0..3 {
-        service.wait_for("treating it as the network being down", Duration::from_secs(20));
+    service.wait_for("treating it as the network being down", Duration::from_secs(20));
+    // A few more rounds of both feeds failing.
+    for _ in 0..4 {
+        service.wait_for("poll failed", Duration::from_secs(20));
     }
     service.signal("TERM");
     assert_eq!(service.wait_exit(Duration::from_secs(10)).0, 0);

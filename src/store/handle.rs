@@ -9,9 +9,9 @@
 //! and keeps the prepared-statement cache in one place.
 //!
 //! **Group commits.** Poll results ([`StoreHandle::write_batched`]) are
-//! written in batches: the first one opens a transaction, and whatever else
-//! arrives within [`BATCH_WINDOW`] (up to [`MAX_BATCH`] feeds) joins it; one
-//! commit ends it. Each feed's write runs inside a savepoint of its own, so a
+//! written in batches: the first one opens a transaction, and every one
+//! that follows within [`BATCH_WINDOW`] of the last joins it, up to
+//! [`MAX_BATCH`] feeds or [`MAX_BATCH_TIME`]; one commit ends it. Each feed's write runs inside a savepoint of its own, so a
 //! feed whose write fails is rolled back alone and the others still commit:
 //! still all-or-nothing per feed, nothing half-written. Nobody hears "written"
 //! before the commit. Under load this turns thousands of commits, each
@@ -42,12 +42,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::{Result, Store, StoreError};
 
-/// How long a batch stays open for more poll results after its first.
+/// How long an open batch waits for another poll result before it commits.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// The most feeds one batch holds.
-pub const MAX_BATCH: usize = 64;
-/// The most poll results waiting to be written at once.
-pub const MAX_QUEUED_WRITES: usize = 2 * MAX_BATCH;
+pub const MAX_BATCH: usize = 512;
+/// The longest a batch stays open, so a steady trickle still commits.
+pub const MAX_BATCH_TIME: Duration = Duration::from_secs(1);
+/// The most poll results waiting to be written at once (each holds its
+/// parsed items until it runs).
+pub const MAX_QUEUED_WRITES: usize = 128;
 
 /// A piece of work for the store's thread.
 type Work = Box<dyn FnOnce(&mut Store) + Send>;
@@ -224,15 +227,20 @@ fn run_batch(
         drop(first_permit);
         return None;
     }
+    // A write's room in the queue is given back as soon as it has run (its
+    // items are dropped then), not at the commit: the queue bounds the items
+    // waiting in memory, the batch only how much one commit covers.
     let mut replies = vec![first(store)];
-    let mut permits = vec![first_permit];
+    drop(first_permit);
     let mut ended_by = None;
-    while replies.len() < MAX_BATCH {
-        let left = BATCH_WINDOW.saturating_sub(opened.elapsed());
-        match queue.recv_timeout(left) {
+    // The window bounds waiting for more, not the batch: under load writes
+    // keep arriving and the batch grows to MAX_BATCH, which is what keeps
+    // the same index pages from being written to the WAL commit after commit.
+    while replies.len() < MAX_BATCH && opened.elapsed() < MAX_BATCH_TIME {
+        match queue.recv_timeout(BATCH_WINDOW) {
             Ok(Job::Batched(work, permit)) => {
                 replies.push(work(store));
-                permits.push(permit);
+                drop(permit);
             }
             Ok(Job::Read(work)) => work(store),
             Ok(alone @ Job::Alone(_)) => {
@@ -249,7 +257,6 @@ fn run_batch(
     for reply in replies {
         reply(committed.as_ref().err());
     }
-    drop(permits);
     ended_by
 }
 
