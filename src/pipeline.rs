@@ -540,7 +540,6 @@ impl Pipeline {
     }
 }
 
-/// A parsed feed's items with their dedup keys, and its `<ttl>`.
 /// Pairs each parsed item with its dedup keys (keys that distinct entries of
 /// the document share are dropped: see `DedupKeys::of_document`), and joins
 /// the parser's warnings into the one line `status` shows.
