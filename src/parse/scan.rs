@@ -61,6 +61,9 @@ pub fn scan_entries(xml: &[u8], wanted: Wanted) -> Vec<RawEntry> {
     // (depth of the current entry element, the child being captured: name and where its content starts)
     let mut entry_depth: Option<usize> = None;
     let mut child: Option<(String, usize)> = None;
+    // A Media RSS `<media:group>` directly under the entry: its children
+    // (`media:description`, `media:title`) count as the entry's own.
+    let mut in_group = false;
     let mut i = 0;
     while i < xml.len() {
         let rest = &xml[i..];
@@ -80,16 +83,21 @@ pub fn scan_entries(xml: &[u8], wanted: Wanted) -> Vec<RawEntry> {
         i += tag.len;
         if tag.closing {
             depth = depth.saturating_sub(1);
+            let child_depth = entry_depth.map(|d| d + 1 + usize::from(in_group));
             if let Some((name, start)) = &child
-                && Some(depth) == entry_depth.map(|d| d + 1)
+                && Some(depth) == child_depth
             {
                 if let Some(entry) = entries.last_mut() {
                     record(entry, name, &xml[*start..at], wanted);
                 }
                 child = None;
             }
+            if in_group && Some(depth) == entry_depth.map(|d| d + 1) {
+                in_group = false;
+            }
             if Some(depth) == entry_depth {
                 entry_depth = None;
+                in_group = false;
             }
             continue;
         }
@@ -97,7 +105,13 @@ pub fn scan_entries(xml: &[u8], wanted: Wanted) -> Vec<RawEntry> {
         if entry_depth.is_none() && (local == "item" || local == "entry") {
             entries.push(RawEntry::default());
             entry_depth = Some(depth);
-        } else if entry_depth.map(|d| d + 1) == Some(depth) {
+        } else if !in_group
+            && entry_depth.map(|d| d + 1) == Some(depth)
+            && local == "group"
+            && !tag.self_closing
+        {
+            in_group = true;
+        } else if entry_depth.map(|d| d + 1 + usize::from(in_group)) == Some(depth) {
             if let Some(entry) = entries.last_mut()
                 && wanted.links
             {
@@ -267,5 +281,24 @@ mod tests {
         assert_eq!(entries[0].texts, ["<p>Some <b>text</b> & more</p>"]);
         assert_eq!(entries[1].links, ["http://a/1"]);
         assert_eq!(entries[1].texts, ["<p>x</p>"]);
+    }
+
+    #[test]
+    fn a_media_group_s_children_count_as_the_entry_s_and_nothing_else_does() {
+        let xml = br#"<feed><entry><title>A</title>
+              <media:group><media:credit>Someone</media:credit>
+                <media:description type="plain">What the video shows</media:description></media:group>
+              <author><name>Not a title</name></author>
+            </entry><entry><title>B</title><media:group/><summary>Own text</summary></entry></feed>"#;
+        let texts = Wanted {
+            titles: false,
+            texts: true,
+            dates: false,
+            links: false,
+        };
+        let entries = scan_entries(xml, texts);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].texts, ["What the video shows"]);
+        assert_eq!(entries[1].texts, ["Own text"]);
     }
 }
