@@ -19,5 +19,6 @@ pub mod pipeline;
 pub mod problem;
 pub mod service;
 pub mod store;
+pub mod story;
 pub mod tag;
 pub mod telemetry;
