@@ -278,6 +278,12 @@ pub fn group(items: &[StoryItem], options: &GroupingOptions) -> Vec<Story> {
 
 /// Items in publication order join the story they are most like, or start
 /// one. Only stories whose first item is within the window are open.
+///
+/// An item's similarity to every earlier one in the window is gathered
+/// through an inverted index (stem → the items that have it), as a search
+/// engine scores documents: only items sharing a stem are visited, and only
+/// the stories whose mean reaches the threshold are checked against the
+/// names rule. The result is the same as comparing every pair.
 fn average_link(
     items: &[StoryItem],
     features: &Features,
@@ -287,32 +293,63 @@ fn average_link(
     let mut clusters: Vec<Vec<usize>> = Vec::new();
     let mut cluster_start: Vec<Timestamp> = Vec::new();
     let mut cluster_of = vec![usize::MAX; items.len()];
-    // Per open cluster: the sum of similarities and whether a pair was ruled out.
-    let mut sums: HashMap<usize, (f64, bool)> = HashMap::new();
-    let mut first_open = 0;
-    for (pos, &i) in order.iter().enumerate() {
+    // Stem id → (item, its weight for the stem), in order of publication.
+    let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); features.stem_count];
+    // Per earlier item: the dot product and the count of shared stems.
+    let mut dot_with = vec![0.0f32; items.len()];
+    let mut common_with = vec![0u32; items.len()];
+    let mut touched: Vec<usize> = Vec::new();
+    // Per candidate story: the sum of similarities.
+    let mut sums: Vec<(usize, f64)> = Vec::new();
+    let mut sum_slot = vec![usize::MAX; items.len()];
+    for &i in order {
         let earliest = items[i].published - options.window;
-        while first_open < pos && items[order[first_open]].published < earliest {
-            first_open += 1;
+        touched.clear();
+        for &(stem, weight) in &features.vectors[i] {
+            for &(j, other) in postings[stem as usize].iter().rev() {
+                let j = j as usize;
+                if items[j].published < earliest {
+                    break;
+                }
+                if common_with[j] == 0 {
+                    touched.push(j);
+                }
+                dot_with[j] += weight * other;
+                common_with[j] += 1;
+            }
         }
         sums.clear();
-        for &j in &order[first_open..pos] {
+        for &j in &touched {
             let c = cluster_of[j];
-            if cluster_start[c] < earliest {
+            if cluster_start[c] < earliest || features.scripts[j] != features.scripts[i] {
                 continue;
             }
-            let entry = sums.entry(c).or_insert((0.0, false));
-            match features.pair(i, j, options) {
-                Some(s) => entry.0 += s,
-                None => entry.1 = true,
+            let similarity = features.similarity_from(i, j, dot_with[j], common_with[j]);
+            if sum_slot[c] == usize::MAX {
+                sum_slot[c] = sums.len();
+                sums.push((c, 0.0));
+            }
+            sums[sum_slot[c]].1 += similarity;
+        }
+        let mut best: Option<(usize, f64)> = None;
+        for &(c, sum) in &sums {
+            sum_slot[c] = usize::MAX;
+            let mean = sum / clusters[c].len() as f64;
+            if mean < options.threshold || best.is_some_and(|(_, b)| b >= mean) {
+                continue;
+            }
+            // The names rule (and the script) may still rule the story out.
+            if clusters[c]
+                .iter()
+                .all(|&j| features.pair(i, j, options).is_some())
+            {
+                best = Some((c, mean));
             }
         }
-        let best = sums
-            .iter()
-            .filter(|(_, (_, ruled_out))| !ruled_out)
-            .map(|(&c, &(sum, _))| (c, sum / clusters[c].len() as f64))
-            .filter(|&(_, mean)| mean >= options.threshold)
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+        for &j in &touched {
+            dot_with[j] = 0.0;
+            common_with[j] = 0;
+        }
         match best {
             Some((c, _)) => {
                 clusters[c].push(i);
@@ -323,6 +360,9 @@ fn average_link(
                 clusters.push(vec![i]);
                 cluster_start.push(items[i].published);
             }
+        }
+        for &(stem, weight) in &features.vectors[i] {
+            postings[stem as usize].push((i as u32, weight));
         }
     }
     clusters
@@ -379,7 +419,7 @@ fn join_across_scripts(
             if scripts[a] == scripts[b] {
                 continue;
             }
-            let similarity = dot(&vectors[a], &vectors[b]);
+            let similarity = f64::from(dot(&vectors[a], &vectors[b]));
             for (from, to) in [(a, b), (b, a)] {
                 let entry = best
                     .entry((from, scripts[to]))
@@ -494,6 +534,8 @@ struct Features {
     similarity: Similarity,
     /// Per item: (stem id, weight), sorted by id; unit length for cosine.
     vectors: Vec<Vec<(u32, f32)>>,
+    /// How many distinct stems the items have.
+    stem_count: usize,
     /// Per item: the tagger's names as [`name_key`]s, sorted ids.
     names: Vec<Vec<u32>>,
     /// Per item: TF-IDF unit vector of the name keys of every capitalised
@@ -526,8 +568,9 @@ impl Features {
             }
             counts.push(bag);
         }
+        let stem_count = stems.len();
         let vectors = match similarity {
-            Similarity::TfIdfCosine => tf_idf(counts, stems.len()),
+            Similarity::TfIdfCosine => tf_idf(counts, stem_count),
             Similarity::Jaccard => counts.into_iter().map(merge_counts).collect(),
         };
         let mut keys: HashMap<String, u32> = HashMap::new();
@@ -569,6 +612,7 @@ impl Features {
         Features {
             similarity,
             vectors,
+            stem_count,
             names,
             name_vectors,
             scripts,
@@ -591,14 +635,20 @@ impl Features {
             }
         }
         let (va, vb) = (&self.vectors[a], &self.vectors[b]);
-        Some(match self.similarity {
-            Similarity::TfIdfCosine => dot(va, vb),
+        Some(self.similarity_from(a, b, dot(va, vb), common_count(va, vb)))
+    }
+
+    /// The similarity of items `a` and `b` from the dot product of their
+    /// vectors and the number of stems they share.
+    fn similarity_from(&self, a: usize, b: usize, dot: f32, common: u32) -> f64 {
+        match self.similarity {
+            Similarity::TfIdfCosine => f64::from(dot),
             Similarity::Jaccard => {
-                let common = common_count(va, vb) as f64;
-                let union = (va.len() + vb.len()) as f64 - common;
+                let common = f64::from(common);
+                let union = (self.vectors[a].len() + self.vectors[b].len()) as f64 - common;
                 if union > 0.0 { common / union } else { 0.0 }
             }
-        })
+        }
     }
 }
 
@@ -740,7 +790,7 @@ fn shares(a: &[u32], b: &[u32]) -> bool {
     false
 }
 
-fn dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f64 {
+fn dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
     let (mut i, mut j, mut sum) = (0, 0, 0.0f32);
     while i < a.len() && j < b.len() {
         match a[i].0.cmp(&b[j].0) {
@@ -753,10 +803,10 @@ fn dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f64 {
             }
         }
     }
-    f64::from(sum)
+    sum
 }
 
-fn common_count(a: &[(u32, f32)], b: &[(u32, f32)]) -> usize {
+fn common_count(a: &[(u32, f32)], b: &[(u32, f32)]) -> u32 {
     let (mut i, mut j, mut n) = (0, 0, 0);
     while i < a.len() && j < b.len() {
         match a[i].0.cmp(&b[j].0) {
@@ -1123,6 +1173,99 @@ mod tests {
         assert_eq!(stories.len(), 1, "{stories:?}");
         assert_eq!(stories[0].headline, 1);
         assert_eq!(stories[0].items().count(), 3);
+    }
+
+    /// [`average_link`] as its rule reads: every earlier item in the window
+    /// compared with the new one.
+    fn average_link_by_every_pair(
+        items: &[StoryItem],
+        features: &Features,
+        order: &[usize],
+        options: &GroupingOptions,
+    ) -> Vec<Vec<usize>> {
+        let mut clusters: Vec<Vec<usize>> = Vec::new();
+        let mut start: Vec<Timestamp> = Vec::new();
+        for &i in order {
+            let earliest = items[i].published - options.window;
+            let mut best: Option<(usize, f64)> = None;
+            for (c, members) in clusters.iter().enumerate() {
+                if start[c] < earliest {
+                    continue;
+                }
+                let similarities: Option<Vec<f64>> =
+                    members.iter().map(|&j| features.pair(i, j, options)).collect();
+                let Some(similarities) = similarities else {
+                    continue;
+                };
+                let mean = similarities.iter().sum::<f64>() / members.len() as f64;
+                if mean >= options.threshold && best.is_none_or(|(_, b)| mean > b) {
+                    best = Some((c, mean));
+                }
+            }
+            match best {
+                Some((c, _)) => clusters[c].push(i),
+                None => {
+                    clusters.push(vec![i]);
+                    start.push(items[i].published);
+                }
+            }
+        }
+        clusters
+    }
+
+    #[test]
+    fn the_inverted_index_finds_what_comparing_every_pair_finds() {
+        let words = [
+            "Sotk",
+            "Tegh",
+            "CSTO",
+            "Minsk",
+            "troops",
+            "fire",
+            "ministers",
+            "meet",
+            "border",
+            "Pashinyan",
+            "Aliyev",
+            "talks",
+            "peace",
+            "village",
+            "house",
+            "Moscow",
+        ];
+        let texts: Vec<(String, String)> = (0..300usize)
+            .map(|n| {
+                let pick = |k: usize| words[(n * 7 + k * k * 3 + n / 5) % words.len()];
+                (
+                    format!("{} {} {} {}", pick(1), pick(2), pick(3), pick(4)),
+                    format!("{} {} {}", pick(5), pick(6), pick(n % 4 + 7)),
+                )
+            })
+            .collect();
+        let items: Vec<StoryItem> = texts
+            .iter()
+            .enumerate()
+            .map(|(n, (title, lead))| StoryItem::new(title, lead, "", "f", at((n as i64 * 37) % 200)))
+            .collect();
+        for similarity in [Similarity::TfIdfCosine, Similarity::Jaccard] {
+            let options = GroupingOptions {
+                similarity,
+                ..GroupingOptions::default()
+            };
+            let features = Features::build(&items, similarity);
+            let mut order: Vec<usize> = (0..items.len()).collect();
+            order.sort_by_key(|&i| (items[i].published, i));
+            let indexed = average_link(&items, &features, &order, &options);
+            assert!(
+                indexed.len() > 10 && indexed.len() < items.len(),
+                "{}",
+                indexed.len()
+            );
+            assert_eq!(
+                indexed,
+                average_link_by_every_pair(&items, &features, &order, &options)
+            );
+        }
     }
 
     #[test]
