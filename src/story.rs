@@ -219,7 +219,8 @@ pub enum Linkage {
 }
 
 /// The grouping rule's settings. [`GroupingOptions::default`] is the rule
-/// the service uses; the others exist so the labelled set can measure them.
+/// chosen (see the module doc); the other choices exist so that
+/// `tests/story_grouping.rs` can measure them beside it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GroupingOptions {
     /// A story spans at most this long, from its first item.
