@@ -304,7 +304,7 @@ fn average_link(
     let mut sums: Vec<(usize, f64)> = Vec::new();
     let mut sum_slot = vec![usize::MAX; items.len()];
     for &i in order {
-        let earliest = items[i].published - options.window;
+        let earliest = window_start(items[i].published, options.window);
         touched.clear();
         for &(stem, weight) in &features.vectors[i] {
             for &(j, other) in postings[stem as usize].iter().rev() {
@@ -413,7 +413,7 @@ fn join_across_scripts(
     let mut best: HashMap<(usize, Script), (usize, f64, f64)> = HashMap::new();
     let mut first_open = 0;
     for (pos, &a) in order.iter().enumerate() {
-        while starts[order[first_open]] < starts[a] - window {
+        while starts[order[first_open]] < window_start(starts[a], window) {
             first_open += 1;
         }
         for &b in &order[first_open..pos] {
@@ -467,6 +467,12 @@ fn join_across_scripts(
 /// belongs to is a guess, and a wrong merge is the worse error.
 const CLEAR_MARGIN: f64 = 2.0;
 
+/// When a window ending at `time` begins; the earliest time there is for
+/// a window that would begin before it (a feed's date may be anything).
+fn window_start(time: Timestamp, window: SignedDuration) -> Timestamp {
+    time.checked_sub(window).unwrap_or(Timestamp::MIN)
+}
+
 /// The representative of `i`'s set in a union-find forest.
 fn root(parent: &mut [usize], mut i: usize) -> usize {
     while parent[i] != i {
@@ -486,7 +492,7 @@ fn single_link(
     let mut parent: Vec<usize> = (0..items.len()).collect();
     let mut first_open = 0;
     for (pos, &i) in order.iter().enumerate() {
-        let earliest = items[i].published - options.window;
+        let earliest = window_start(items[i].published, options.window);
         while first_open < pos && items[order[first_open]].published < earliest {
             first_open += 1;
         }
@@ -1187,7 +1193,7 @@ mod tests {
         let mut clusters: Vec<Vec<usize>> = Vec::new();
         let mut start: Vec<Timestamp> = Vec::new();
         for &i in order {
-            let earliest = items[i].published - options.window;
+            let earliest = window_start(items[i].published, options.window);
             let mut best: Option<(usize, f64)> = None;
             for (c, members) in clusters.iter().enumerate() {
                 if start[c] < earliest {
@@ -1267,6 +1273,17 @@ mod tests {
                 average_link_by_every_pair(&items, &features, &order, &options)
             );
         }
+    }
+
+    #[test]
+    fn items_dated_at_the_ends_of_time_do_not_panic() {
+        let mut items = vec![
+            item("CSTO meets", "The CSTO met.", 0, &["CSTO"]),
+            item("CSTO meets", "The CSTO met.", 0, &["CSTO"]),
+        ];
+        items[0].published = Timestamp::MIN;
+        items[1].published = Timestamp::MAX;
+        assert_eq!(group(&items, &GroupingOptions::default()).len(), 2);
     }
 
     #[test]
