@@ -266,7 +266,7 @@ pub fn group(items: &[StoryItem], options: &GroupingOptions) -> Vec<Story> {
     };
     let mut stories: Vec<Story> = clusters
         .into_iter()
-        .map(|members| story_of(members, &features, options))
+        .map(|members| story_of(members, items, &features, options))
         .collect();
     stories.sort_by_key(|s| {
         s.items()
@@ -516,7 +516,14 @@ fn single_link(
 
 /// The headline is the item most like the others (its headline says what
 /// they have in common); ties go to the earliest.
-fn story_of(members: Vec<usize>, features: &Features, options: &GroupingOptions) -> Story {
+fn story_of(
+    mut members: Vec<usize>,
+    items: &[StoryItem],
+    features: &Features,
+    options: &GroupingOptions,
+) -> Story {
+    // Publication order: the others are listed in it, and ties go to the first.
+    members.sort_by_key(|&i| (items[i].published, i));
     let centrality = |i: usize| -> f64 {
         members
             .iter()
@@ -1152,6 +1159,9 @@ mod tests {
             ),
         ];
         assert_eq!(grouped(&items), vec![vec![0, 1, 2], vec![3]]);
+        let story = &group(&items, &GroupingOptions::default())[0];
+        let times: Vec<Timestamp> = story.others.iter().map(|&i| items[i].published).collect();
+        assert!(times.is_sorted(), "the others in order of publication: {story:?}");
     }
 
     #[test]
