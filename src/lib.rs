@@ -20,6 +20,7 @@ pub mod problem;
 pub mod service;
 pub mod setup;
 pub mod store;
+pub mod story;
 pub mod tag;
 pub mod telemetry;
 pub mod text;
