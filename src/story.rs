@@ -804,35 +804,32 @@ fn shares(a: &[u32], b: &[u32]) -> bool {
     false
 }
 
-fn dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
-    let (mut i, mut j, mut sum) = (0, 0, 0.0f32);
+/// Calls `each` with the two weights of every id both sparse vectors hold
+/// (both sorted by id).
+fn for_each_common(a: &[(u32, f32)], b: &[(u32, f32)], mut each: impl FnMut(f32, f32)) {
+    let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         match a[i].0.cmp(&b[j].0) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
-                sum += a[i].1 * b[j].1;
+                each(a[i].1, b[j].1);
                 i += 1;
                 j += 1;
             }
         }
     }
+}
+
+fn dot(a: &[(u32, f32)], b: &[(u32, f32)]) -> f32 {
+    let mut sum = 0.0f32;
+    for_each_common(a, b, |x, y| sum += x * y);
     sum
 }
 
 fn common_count(a: &[(u32, f32)], b: &[(u32, f32)]) -> u32 {
-    let (mut i, mut j, mut n) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                n += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
+    let mut n = 0;
+    for_each_common(a, b, |_, _| n += 1);
     n
 }
 
