@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use cstowatch::commands::{self, Failure};
 use cstowatch::config::DEFAULT_CONFIG_PATH;
 use cstowatch::telemetry;
@@ -71,6 +71,38 @@ enum Command {
     Check,
     /// Show each feed's health and the pending and delivered counts.
     Status,
+    /// Print a shell completion script on stdout, e.g.
+    /// `cstowatch completions bash > /etc/bash_completion.d/cstowatch`.
+    Completions {
+        /// The shell to complete in.
+        shell: CompletionShell,
+    },
+}
+
+/// The shells SPEC.md promises completions for (clap_complete knows more;
+/// these are the ones we test).
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl From<CompletionShell> for clap_complete::Shell {
+    fn from(shell: CompletionShell) -> Self {
+        match shell {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        }
+    }
+}
+
+/// Writes the completion script, generated from the same definitions clap
+/// parses, so it never drifts from the real command line.
+fn print_completions(shell: CompletionShell) {
+    let shell: clap_complete::Shell = shell.into();
+    clap_complete::generate(shell, &mut Cli::command(), "cstowatch", &mut std::io::stdout());
 }
 
 fn main() -> ExitCode {
@@ -85,6 +117,10 @@ fn main() -> ExitCode {
         Command::Retag { dry_run } => commands::retag(&cli.config, dry_run),
         Command::Run { once, dry_run } => commands::run(&cli.config, once, dry_run),
         Command::Digest { dry_run } => commands::digest(&cli.config, dry_run),
+        Command::Completions { shell } => {
+            print_completions(shell);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
