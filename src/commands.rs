@@ -318,3 +318,83 @@ pub fn run(config_path: &Path, once: bool, dry_run: bool) -> CommandResult {
         Ok::<_, Failure>(())
     })
 }
+
+/// How near the line an item must be to be listed by `review`: items that
+/// missed with at least this share of the threshold, and items that passed
+/// with at most `1 + (1 - NEAR)` of it (0.5 → from half the threshold up to
+/// one and a half times it).
+const NEAR: f64 = 0.5;
+
+/// `cstowatch review`: near misses among the items seen in the last
+/// `since` — stored items whose best primary tag fell just below its
+/// threshold, and relevant items that only just passed — closest to the
+/// line first, each with its largest contributions (as `tag --explain`
+/// gives them) and its link. Judged with the rules in force now, so an
+/// operator sees what a rules change moved.
+pub fn review(config_path: &Path, since: std::time::Duration, limit: usize, json: bool) -> CommandResult {
+    let config = load_config(config_path)?;
+    let rules = load_rules(&config)?;
+    let store = StoreHandle::open(&config.state.path)?;
+    let from = Timestamp::now()
+        .checked_sub(jiff::SignedDuration::try_from(since).context("--since is too long")?)
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    let items = store.call_blocking(move |s| s.items_seen_since(from))?;
+    let mut near = Vec::new();
+    for item in &items {
+        let doc = crate::tag::Document {
+            title: &item.title,
+            summary: &item.summary,
+            content: &item.content,
+        };
+        let Some(margin) = crate::tag::explain::primary_margin(&rules, &doc) else {
+            continue;
+        };
+        let ratio = margin.score / margin.threshold;
+        if (NEAR..=2.0 - NEAR).contains(&ratio) {
+            near.push((item, margin));
+        }
+    }
+    near.sort_by(|(_, a), (_, b)| a.distance().abs().total_cmp(&b.distance().abs()));
+    let shown = near.len().min(limit);
+    let mut out = std::io::stdout().lock();
+    if json {
+        for (item, m) in &near[..shown] {
+            let line = serde_json::json!({
+                "id": item.id,
+                "feed": item.feed,
+                "title": item.title,
+                "url": item.url,
+                "relevant": m.distance() >= 0.0,
+                "tag": m.tag,
+                "score": m.score,
+                "threshold": m.threshold,
+                "reasons": m.reasons,
+            });
+            let _ = writeln!(out, "{line}");
+        }
+        return Ok(());
+    }
+    let _ = writeln!(
+        out,
+        "{shown} near miss(es) of {} item(s) seen since {} (closest to the line first; --limit {limit}):",
+        items.len(),
+        short_time(from)
+    );
+    for (item, m) in &near[..shown] {
+        let verdict = if m.distance() >= 0.0 { "passed" } else { "below " };
+        let _ = writeln!(
+            out,
+            "\n{verdict} {} {:.2} of {:.2}  [{}] {}",
+            m.tag,
+            m.score,
+            m.threshold,
+            item.feed,
+            truncate(&item.title, 100)
+        );
+        let _ = writeln!(out, "       {}", item.url.as_deref().unwrap_or("(no link)"));
+        for reason in m.reasons.iter().take(3) {
+            let _ = writeln!(out, "       {}", truncate(reason, 160));
+        }
+    }
+    Ok(())
+}

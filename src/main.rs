@@ -71,6 +71,19 @@ enum Command {
     Check,
     /// Show each feed's health and the pending and delivered counts.
     Status,
+    /// List near misses: stored items just below the relevance threshold and
+    /// relevant items that only just passed, with their top reasons and link.
+    Review {
+        /// How far back to look (by when items were first seen), e.g. 7d, 36h.
+        #[arg(long, default_value = "7d", value_parser = cstowatch::config::parse_duration)]
+        since: std::time::Duration,
+        /// The most items listed.
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+        /// One JSON object per line, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shell completion script on stdout, e.g.
     /// `cstowatch completions bash > /etc/bash_completion.d/cstowatch`.
     Completions {
@@ -117,6 +130,7 @@ fn main() -> ExitCode {
         Command::Retag { dry_run } => commands::retag(&cli.config, dry_run),
         Command::Run { once, dry_run } => commands::run(&cli.config, once, dry_run),
         Command::Digest { dry_run } => commands::digest(&cli.config, dry_run),
+        Command::Review { since, limit, json } => commands::review(&cli.config, since, limit, json),
         Command::Completions { shell } => {
             print_completions(shell);
             Ok(())

@@ -4,7 +4,16 @@
 
 use std::process::Command;
 
-const SUBCOMMANDS: &[&str] = &["run", "digest", "tag", "retag", "check", "status", "completions"];
+const SUBCOMMANDS: &[&str] = &[
+    "run",
+    "digest",
+    "tag",
+    "retag",
+    "check",
+    "status",
+    "review",
+    "completions",
+];
 
 fn completions(shell: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_cstowatch"))

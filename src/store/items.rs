@@ -152,12 +152,27 @@ impl Store {
 
     /// Items that no destination has received yet: the ones a rules change can still affect.
     pub fn undelivered_items(&self) -> Result<Vec<StoredItem>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, feed, url, title, summary, content, published_at, tags, score, relevant FROM items
-             WHERE status = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.item_id = items.id)
+        self.stored_items(
+            "WHERE status = 'pending' AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.item_id = items.id)
              ORDER BY published_at, id",
-        )?;
-        let rows = stmt.query_map([], |r| {
+            [],
+        )
+    }
+
+    /// Items first seen at or after `since` that could be posted (not
+    /// backfill), delivered or not: what `review` judges against the rules.
+    pub fn items_seen_since(&self, since: Timestamp) -> Result<Vec<StoredItem>> {
+        self.stored_items(
+            "WHERE status = 'pending' AND first_seen_at >= ?1 ORDER BY first_seen_at, id",
+            [to_unix(since)],
+        )
+    }
+
+    fn stored_items(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<StoredItem>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, feed, url, title, summary, content, published_at, tags, score, relevant FROM items {filter}"
+        ))?;
+        let rows = stmt.query_map(params, |r| {
             Ok((
                 StoredItem {
                     id: r.get(0)?,

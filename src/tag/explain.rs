@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use super::Rules;
 use super::engine::Evaluation;
 use super::rules::EntityTermKind;
-use super::score::Reason;
+use super::rules::TagSpec;
+use super::score::{Evidence, Reason};
 use super::{Document, Tagging};
 
 /// Characters of context shown on each side of a hit.
@@ -74,26 +75,7 @@ fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging
             spec.name, outcome.score, spec.threshold
         );
         for ev in eval.evidence(outcome) {
-            let what = match ev.reason {
-                Reason::Mentions(1) => "1 mention".to_string(),
-                Reason::Mentions(n) => format!("{n} mentions"),
-                Reason::Rule(r) => match &spec.rules[r].note {
-                    Some(note) => format!("rule {}: {note}", r + 1),
-                    None => format!("rule {}", r + 1),
-                },
-                Reason::Body {
-                    raw,
-                    diminished,
-                    covered,
-                    segments,
-                    paragraphs,
-                    factor,
-                } => format!(
-                    "salience: body points {raw:.2}, {diminished:.2} after diminishing returns, \
-                     × {factor:.2} for the subject in {covered} of {segments} body {}",
-                    if paragraphs { "paragraphs" } else { "segments" }
-                ),
-            };
+            let what = describe(spec, ev);
             let _ = writeln!(out, "    {:+.2} {} {what}", ev.points, ev.zone.as_str());
             for &o in eval.picked(ev) {
                 let occ = &eval.occurrences[o as usize];
@@ -109,6 +91,96 @@ fn render(rules: &Rules, label: &str, doc: &Document, eval: &Evaluation, tagging
         }
     }
     out
+}
+
+/// What one contribution to a tag's score was, in words.
+fn describe(spec: &TagSpec, ev: &Evidence) -> String {
+    match ev.reason {
+        Reason::Mentions(1) => "1 mention".to_string(),
+        Reason::Mentions(n) => format!("{n} mentions"),
+        Reason::Rule(r) => match &spec.rules[r].note {
+            Some(note) => format!("rule {}: {note}", r + 1),
+            None => format!("rule {}", r + 1),
+        },
+        Reason::Body {
+            raw,
+            diminished,
+            covered,
+            segments,
+            paragraphs,
+            factor,
+        } => format!(
+            "salience: body points {raw:.2}, {diminished:.2} after diminishing returns, \
+                     × {factor:.2} for the subject in {covered} of {segments} body {}",
+            if paragraphs { "paragraphs" } else { "segments" }
+        ),
+    }
+}
+
+/// Where an item stands against the relevance line: its primary tag with
+/// the highest score above (or least below) its threshold, and the largest
+/// contributions to that score. What `cstowatch review` lists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Margin {
+    pub tag: String,
+    pub score: f64,
+    pub threshold: f64,
+    /// Contributions, largest first ("+0.50 title rule 3: ... [Tavush, Baku]").
+    pub reasons: Vec<String>,
+}
+
+impl Margin {
+    /// Score minus threshold: ≥ 0 passed, < 0 missed.
+    pub fn distance(&self) -> f64 {
+        self.score - self.threshold
+    }
+}
+
+/// The item's [`Margin`]; `None` when no primary tag has any evidence.
+pub fn primary_margin(rules: &Rules, doc: &Document) -> Option<Margin> {
+    let eval = rules.evaluate(doc);
+    let (tag, outcome) = rules
+        .order()
+        .iter()
+        .map(|&t| (t, &eval.outcomes[t]))
+        .filter(|(t, o)| rules.tag_spec(*t).primary && !eval.evidence(o).is_empty())
+        .max_by(|(a, x), (b, y)| {
+            let da = x.score - rules.tag_spec(*a).threshold;
+            let db = y.score - rules.tag_spec(*b).threshold;
+            da.total_cmp(&db)
+        })?;
+    let spec = rules.tag_spec(tag);
+    let mut evidence: Vec<&Evidence> = eval.evidence(outcome).iter().collect();
+    evidence.sort_by(|a, b| b.points.abs().total_cmp(&a.points.abs()));
+    let reasons = evidence
+        .into_iter()
+        .map(|ev| {
+            let mut terms: Vec<&str> = Vec::new();
+            for &o in eval.picked(ev) {
+                let term = rules.term(eval.occurrences[o as usize].term).written.as_str();
+                if !terms.contains(&term) {
+                    terms.push(term);
+                }
+            }
+            let terms = if terms.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", terms.join(", "))
+            };
+            format!(
+                "{:+.2} {} {}{terms}",
+                ev.points,
+                ev.zone.as_str(),
+                describe(spec, ev)
+            )
+        })
+        .collect();
+    Some(Margin {
+        tag: spec.name.clone(),
+        score: outcome.score,
+        threshold: spec.threshold,
+        reasons,
+    })
 }
 
 /// The text around `start..end`, with the hit in brackets, on one line.
