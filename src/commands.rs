@@ -171,12 +171,11 @@ pub fn retag(config_path: &Path, dry_run: bool) -> CommandResult {
 pub fn status(config_path: &Path) -> CommandResult {
     let config = Arc::new(load_config(config_path)?);
     let store = StoreHandle::open(&config.state.path)?;
-    let (states, warnings, undated, counts, destinations) = {
+    let (states, undated, counts, destinations) = {
         let config = Arc::clone(&config);
         store.call_blocking(move |s| {
             Ok((
                 s.feed_states()?,
-                s.feed_warnings()?,
                 s.undated_counts()?,
                 s.item_counts()?,
                 crate::deliver::destination_status(s, &config)?,
@@ -212,7 +211,7 @@ pub fn status(config_path: &Path) -> CommandResult {
                     short_time(s.last_error_at?)
                 ))
             })
-            .or_else(|| warnings.get(&feed.name).map(|w| format!("warning: {w}")))
+            .or_else(|| Some(format!("warning: {}", state?.last_warning.as_ref()?)))
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -364,7 +363,7 @@ pub fn review(config_path: &Path, since: std::time::Duration, limit: usize, json
                 "feed": item.feed,
                 "title": item.title,
                 "url": item.url,
-                "relevant": m.distance() >= 0.0,
+                "relevant": m.given,
                 "tag": m.tag,
                 "score": m.score,
                 "threshold": m.threshold,
@@ -381,7 +380,7 @@ pub fn review(config_path: &Path, since: std::time::Duration, limit: usize, json
         short_time(from)
     );
     for (item, m) in &near[..shown] {
-        let verdict = if m.distance() >= 0.0 { "passed" } else { "below " };
+        let verdict = if m.given { "passed" } else { "below " };
         let _ = writeln!(
             out,
             "\n{verdict} {} {:.2} of {:.2}  [{}] {}",

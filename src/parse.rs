@@ -24,6 +24,7 @@ mod dates;
 mod repair;
 mod scan;
 use crate::text::{html_to_text, one_line, title_text};
+use repair::find;
 
 /// What a feed holds, normalised.
 #[derive(Debug, Clone, PartialEq)]
@@ -447,10 +448,6 @@ fn root_element(xml: &[u8]) -> Option<Root> {
             return None;
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Whether the root's closing tag `</name>` is present. Not "at the very

@@ -18,7 +18,7 @@
 //! one count, not a scan of every feed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -40,7 +40,8 @@ use crate::tag::{Document, Rules};
 /// Everything a poll needs, shared by every feed's task.
 pub struct Pipeline {
     config: Arc<Config>,
-    rules: RwLock<Arc<Rules>>,
+    /// Fixed for the pipeline's life: a reload builds a new pipeline.
+    rules: Arc<Rules>,
     client: HttpClient,
     extractors: HashMap<String, Arc<ArticleExtractor>>,
     store: StoreHandle,
@@ -189,7 +190,7 @@ impl Pipeline {
             in_flight: Semaphore::new(config.poll.concurrency),
             cpu: CpuPool::new(),
             config,
-            rules: RwLock::new(rules),
+            rules,
             client,
             extractors,
             store,
@@ -208,12 +209,7 @@ impl Pipeline {
 
     /// The rules in force.
     pub fn rules(&self) -> Arc<Rules> {
-        Arc::clone(&self.rules.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Swaps in new rules (reload); polls already running finish with the old ones.
-    pub fn set_rules(&self, rules: Arc<Rules>) {
-        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
+        Arc::clone(&self.rules)
     }
 
     /// When `feed` should next be polled, as last recorded (`None`: never polled).

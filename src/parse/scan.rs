@@ -10,7 +10,7 @@
 //! tags, collecting each entry's direct children by local name. Its entries
 //! are matched with feed-rs's by position, and only when both found as many.
 
-use super::repair::{Tag, read_tag};
+use super::repair::{Tag, find, read_tag};
 
 /// One entry's raw fallback fields, decoded from XML but not yet from HTML.
 #[derive(Debug, Default)]
@@ -241,10 +241,6 @@ fn unescape(text: &str) -> String {
     }
     out.push_str(rest);
     out
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

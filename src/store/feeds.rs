@@ -24,6 +24,9 @@ pub struct FeedState {
     pub consecutive_failures: u32,
     pub next_poll_at: Option<Timestamp>,
     pub items_seen: u64,
+    /// What was wrong but readable in the feed's latest document (a
+    /// recovered ill-formed document, a charset it lied about).
+    pub last_warning: Option<String>,
 }
 
 /// A failed poll, as recorded.
@@ -43,7 +46,7 @@ pub struct FeedFailure<'a> {
 }
 
 const COLUMNS: &str = "name, url, etag, last_modified, first_success_at, last_success_at, last_attempt_at, \
-     last_status, last_error, last_error_at, consecutive_failures, next_poll_at, items_seen";
+     last_status, last_error, last_error_at, consecutive_failures, next_poll_at, items_seen, last_warning";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<FeedState> {
     let ts =
@@ -62,6 +65,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<FeedState> {
         consecutive_failures: r.get(10)?,
         next_poll_at: ts(11)?,
         items_seen: r.get::<_, i64>(12)?.max(0) as u64,
+        last_warning: r.get(13)?,
     })
 }
 
@@ -111,17 +115,6 @@ impl Store {
             .query_row([f.name], |r| r.get(0))?;
         tx.commit()?;
         Ok(failures)
-    }
-}
-
-impl Store {
-    /// Every feed's latest warning, by feed name.
-    pub fn feed_warnings(&self) -> Result<std::collections::HashMap<String, String>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, last_warning FROM feeds WHERE last_warning IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 

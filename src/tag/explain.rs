@@ -125,6 +125,8 @@ pub struct Margin {
     pub tag: String,
     pub score: f64,
     pub threshold: f64,
+    /// The tag was given (so the item is relevant).
+    pub given: bool,
     /// Contributions, largest first ("+0.50 title rule 3: ... [Tavush, Baku]").
     pub reasons: Vec<String>,
 }
@@ -143,7 +145,8 @@ pub fn primary_margin(rules: &Rules, doc: &Document) -> Option<Margin> {
         .order()
         .iter()
         .map(|&t| (t, &eval.outcomes[t]))
-        .filter(|(t, o)| rules.tag_spec(*t).primary && !eval.evidence(o).is_empty())
+        // A vetoed tag was decided by an `unless` term, not by its threshold.
+        .filter(|(t, o)| rules.tag_spec(*t).primary && !o.vetoed && !eval.evidence(o).is_empty())
         .max_by(|(a, x), (b, y)| {
             let da = x.score - rules.tag_spec(*a).threshold;
             let db = y.score - rules.tag_spec(*b).threshold;
@@ -179,6 +182,7 @@ pub fn primary_margin(rules: &Rules, doc: &Document) -> Option<Margin> {
         tag: spec.name.clone(),
         score: outcome.score,
         threshold: spec.threshold,
+        given: outcome.given,
         reasons,
     })
 }
