@@ -15,6 +15,7 @@ use cstowatch::deliver::{
     Deliverer, DeliveryError, DeliveryReport, DestinationStatus, Mode, destination_status,
 };
 use cstowatch::store::StoreHandle;
+use cstowatch::store::notices::{NewNotice, NoticeKind};
 use jiff::Timestamp;
 use support::fake_telegram::{self, CHANNEL, Failure, FakeTelegram, GROUP, TOKEN};
 use tempfile::TempDir;
@@ -1000,4 +1001,119 @@ async fn an_unknown_chat_is_reported_and_items_stay_pending() {
             .unwrap()
             .contains("chat not found")
     );
+}
+
+/// Queues a notice for `destination` through the store, as a producer does.
+async fn queue_notice(env: &Env, destination: &str, key: &str, html: &str, photo: Option<Vec<u8>>) -> bool {
+    let notice = NewNotice {
+        destination: destination.to_string(),
+        kind: if photo.is_some() {
+            NoticeKind::WeeklyReport
+        } else {
+            NoticeKind::OperatorAlert
+        },
+        key: key.to_string(),
+        html: html.to_string(),
+        photo,
+    };
+    env.store
+        .call(move |s| s.queue_notice(&notice, at(NOW)))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn notices_go_first_exactly_once_and_survive_a_refusal() {
+    let fake = FakeTelegram::start().await;
+    let env = Env::for_fake(&fake);
+    env.add("CSTO drills", at("2026-11-22T18:00:00Z"), &["csto"]);
+    assert!(queue_notice(&env, DEST, "failing:A:2026-11-23", "⚠️ <b>A</b> is failing", None).await);
+    assert!(
+        !queue_notice(&env, DEST, "failing:A:2026-11-23", "⚠️ <b>A</b> is failing", None).await,
+        "the same key is queued once"
+    );
+
+    // Refused: the notice stays owed, like the items.
+    fake.forbid(CHANNEL);
+    let report = env.deliver_now().await;
+    assert_eq!(report.destinations[0].notices_pending, 1);
+    assert_eq!(report.destinations[0].notices_sent, 0);
+    assert!(fake.accepted().is_empty());
+
+    // Accepted by a fresh deliverer: the notice first, then the digest.
+    let fake = FakeTelegram::start().await;
+    let env = Env {
+        config: {
+            let mut config = env.config.clone();
+            config.telegram.api_url = fake.url.parse().unwrap();
+            config
+        },
+        ..env
+    };
+    let report = env.deliver_now().await;
+    assert_eq!(report.destinations[0].notices_sent, 1);
+    assert_eq!(report.destinations[0].notices_pending, 0);
+    assert_eq!(report.messages_sent(), 2);
+    assert!(
+        report.to_string().contains("1 notice(s) sent, 0 owed"),
+        "{report}"
+    );
+    let accepted = fake.accepted();
+    assert_eq!(accepted[0].visible, "⚠️ A is failing");
+    assert!(
+        accepted[1].visible.starts_with("🗞 Digest"),
+        "{}",
+        accepted[1].visible
+    );
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM notices WHERE sent_at IS NOT NULL AND message_id = {}",
+            accepted[0].message_id
+        )),
+        1
+    );
+
+    // Sent once: a new cycle sends nothing, and queueing it again does nothing.
+    assert!(!queue_notice(&env, DEST, "failing:A:2026-11-23", "again", None).await);
+    assert_eq!(env.deliver_now().await.messages_sent(), 0);
+    assert_eq!(fake.accepted().len(), 2);
+}
+
+#[tokio::test]
+async fn a_photo_notice_shows_its_caption_and_size_on_the_console() {
+    let fake = FakeTelegram::start().await;
+    let env = Env::for_fake(&fake);
+    // A PNG's signature and IHDR chunk are all the console reads.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend_from_slice(&1280u32.to_be_bytes());
+    png.extend_from_slice(&720u32.to_be_bytes());
+    png.resize(3000, 0);
+    queue_notice(&env, "console", "report:2026-W48", "📈 <b>Week 48</b>", Some(png)).await;
+    let out = Captured::default();
+    let console = Deliverer::new(&env.config, None)
+        .unwrap()
+        .with_output(Box::new(out.clone()));
+    let dry = console
+        .deliver(&env.store, at(NOW), Mode::Force, true)
+        .await
+        .unwrap();
+    assert_eq!(dry.destinations[0].notices_sent, 1);
+    assert_eq!(
+        dry.destinations[0].notices_pending, 1,
+        "a dry run records nothing"
+    );
+    console
+        .deliver(&env.store, at(NOW), Mode::Force, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        out.text(),
+        "--- dry run: console · weekly-report ---\n[photo: 1280×720 PNG, 3 KB]\n📈 <b>Week 48</b>\n\n\
+         --- console · weekly-report ---\n[photo: 1280×720 PNG, 3 KB]\n📈 <b>Week 48</b>\n\n"
+    );
+    let again = console
+        .deliver(&env.store, at(NOW), Mode::Force, false)
+        .await
+        .unwrap();
+    assert_eq!(again.messages_sent(), 0);
 }

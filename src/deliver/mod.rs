@@ -5,7 +5,9 @@
 //!
 //! One [`Deliverer`] is built per process; [`Deliverer::deliver`] is one
 //! delivery cycle. Within a cycle each destination gets, in order: its
-//! pending alerts (items with an `alert_tags` tag, one message each, never
+//! pending notices (messages that carry no items — operator alerts, the
+//! weekly chart — queued in `store::notices`, each recorded sent once
+//! accepted, exactly like items), its pending alerts (items with an `alert_tags` tag, one message each, never
 //! repeated in a digest), then — when a digest is due or forced — one digest
 //! of everything else pending, split into as many messages as needed. The
 //! first failure stops that destination for the cycle, so items always go
@@ -31,11 +33,12 @@ use jiff::Timestamp;
 
 use crate::config::{ChatId, Config, DigestConfig, Token};
 use crate::digest::{self, DigestContext, Limits, Message, schedule};
+use crate::store::notices::Notice;
 use crate::store::outbox::{DeliveryKind, PendingItem};
 use crate::store::{Store, StoreError, StoreHandle};
 use console::Console;
 use outbox::{ChatPacer, Pacing};
-use telegram::{SendError, TelegramClient};
+use telegram::{Outgoing, SendError, TelegramClient};
 
 /// The destination used when there is no token.
 pub const CONSOLE: &str = "console";
@@ -109,6 +112,13 @@ impl std::fmt::Display for DeliveryReport {
                 "{sep}{}: {} message(s), {} item(s) delivered, {} alert(s), {} pending",
                 d.destination, d.messages_sent, d.items_delivered, d.alerts_sent, d.items_pending
             )?;
+            if d.notices_sent > 0 || d.notices_pending > 0 {
+                write!(
+                    f,
+                    ", {} notice(s) sent, {} owed",
+                    d.notices_sent, d.notices_pending
+                )?;
+            }
             if let Some(until) = d.deferred_until {
                 write!(f, ", backing off until {until}")?;
             }
@@ -129,6 +139,10 @@ pub struct DestinationReport {
     pub digest_due: bool,
     pub messages_sent: usize,
     pub alerts_sent: usize,
+    /// Notices (operator alerts, reports) sent; they count in `messages_sent` too.
+    pub notices_sent: usize,
+    /// Notices still owed to this destination after the cycle.
+    pub notices_pending: usize,
     pub items_delivered: usize,
     /// Items still owed to this destination after the cycle.
     pub items_pending: usize,
@@ -186,7 +200,34 @@ pub fn destination_status(store: &Store, config: &Config) -> Result<Vec<Destinat
         .collect()
 }
 
-fn telegram_id(chat: &ChatId) -> String {
+/// What the console shows of a message: its text, and for a photo its
+/// caption and a line saying what image would have gone with it (the console
+/// cannot show one; `report --week --out FILE` writes it).
+fn console_text(outgoing: Outgoing<'_>) -> String {
+    match outgoing {
+        Outgoing::Text(html) => html.to_string(),
+        Outgoing::Photo { png, caption } => {
+            let size = match png_dimensions(png) {
+                Some((w, h)) => format!("{w}×{h} PNG"),
+                None => "image".to_string(),
+            };
+            format!("[photo: {size}, {} KB]\n{caption}", png.len().div_ceil(1024))
+        }
+    }
+}
+
+/// Width and height from a PNG's IHDR chunk, when `png` starts like one.
+fn png_dimensions(png: &[u8]) -> Option<(u32, u32)> {
+    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if png.len() < 24 || !png.starts_with(SIGNATURE) || &png[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+    Some((be(16), be(20)))
+}
+
+/// A destination's id: `telegram:<chat>`.
+pub fn telegram_id(chat: &ChatId) -> String {
     format!("telegram:{chat}")
 }
 
@@ -198,6 +239,17 @@ struct Destination {
     chat: Option<ChatId>,
     /// Only items with one of these tags; empty = all.
     tags: Vec<String>,
+    /// Whether items (digests, item alerts) go here, or only notices (an
+    /// operator's admin chat).
+    receives_items: bool,
+}
+
+/// One message of a cycle, in the order it goes out.
+enum Outbound {
+    /// A digest part or an item alert, carrying items.
+    Items(Message, DeliveryKind),
+    /// A queued notice, carrying none.
+    Notice(Notice),
 }
 
 /// What the deliverer remembers about a destination between cycles.
@@ -250,6 +302,7 @@ impl Deliverer {
                 id: CONSOLE.to_string(),
                 chat: None,
                 tags: Vec::new(),
+                receives_items: true,
             }]
         };
         let (destinations, telegram) = match token {
@@ -271,6 +324,7 @@ impl Deliverer {
                         id: telegram_id(&c.chat),
                         chat: Some(c.chat.clone()),
                         tags: c.tags.clone(),
+                        receives_items: true,
                     })
                     .collect();
                 (destinations, Some(client))
@@ -381,8 +435,12 @@ impl Deliverer {
             destination: id.to_string(),
             ..DestinationReport::default()
         };
-        let (row, items) = {
-            let (id, tags) = (id.to_string(), destination.tags.clone());
+        let (row, items, notices) = {
+            let (id, tags, receives_items) = (
+                id.to_string(),
+                destination.tags.clone(),
+                destination.receives_items,
+            );
             store
                 .call(move |s| {
                     let row = if dry_run {
@@ -390,11 +448,17 @@ impl Deliverer {
                     } else {
                         Some(s.ensure_destination(&id)?)
                     };
-                    Ok((row, s.pending_items(&id, &tags)?))
+                    let items = if receives_items {
+                        s.pending_items(&id, &tags)?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((row, items, s.pending_notices(&id)?))
                 })
                 .await?
         };
         report.items_pending = items.len();
+        report.notices_pending = notices.len();
 
         if mode == Mode::Scheduled
             && !dry_run
@@ -415,13 +479,11 @@ impl Deliverer {
             || last_digest_at
                 .is_none_or(|last| schedule::is_due(&self.digest.schedule, &self.digest.timezone, last, now));
 
-        let mut messages: Vec<(Message, DeliveryKind)> = alerts
-            .iter()
-            .map(|item| {
-                let message = digest::render_alert(item, &self.digest.timezone, self.limits);
-                (message, DeliveryKind::Alert)
-            })
-            .collect();
+        let mut messages: Vec<Outbound> = notices.into_iter().map(Outbound::Notice).collect();
+        messages.extend(alerts.iter().map(|item| {
+            let message = digest::render_alert(item, &self.digest.timezone, self.limits);
+            Outbound::Items(message, DeliveryKind::Alert)
+        }));
         if report.digest_due && !rest.is_empty() {
             let oldest = rest.iter().map(|i| i.published_at).min().unwrap_or(anchor);
             let ctx = DigestContext {
@@ -433,11 +495,11 @@ impl Deliverer {
             messages.extend(
                 digest::render_digest(&rest, &ctx, self.limits)
                     .into_iter()
-                    .map(|m| (m, DeliveryKind::Digest)),
+                    .map(|m| Outbound::Items(m, DeliveryKind::Digest)),
             );
         }
 
-        for (message, kind) in &messages {
+        for outbound in &messages {
             if self.stopping.load(Ordering::SeqCst) {
                 return Ok(if dry_run {
                     report
@@ -445,37 +507,47 @@ impl Deliverer {
                     self.settle_pending(report)
                 });
             }
-            let kind_name = match kind {
-                DeliveryKind::Alert => "alert",
-                DeliveryKind::Digest => "digest",
+            let (kind_name, html) = match outbound {
+                Outbound::Items(message, DeliveryKind::Alert) => ("alert", message.html.as_str()),
+                Outbound::Items(message, DeliveryKind::Digest) => ("digest", message.html.as_str()),
+                Outbound::Notice(notice) => (notice.kind.as_str(), notice.html.as_str()),
+            };
+            let outgoing = match outbound {
+                Outbound::Notice(Notice { photo: Some(png), .. }) => Outgoing::Photo { png, caption: html },
+                _ => Outgoing::Text(html),
             };
             if dry_run {
-                self.print(&format!("dry run: {id} · {kind_name}"), &message.html);
-                report.messages_sent += 1;
-                report.items_delivered += message.item_ids.len();
+                self.print(&format!("dry run: {id} · {kind_name}"), &console_text(outgoing));
+                self.count_sent(&mut report, outbound);
                 continue;
             }
             let sent = match &destination.chat {
                 None => self
                     .console
-                    .print(&format!("{id} · {kind_name}"), &message.html)
+                    .print(&format!("{id} · {kind_name}"), &console_text(outgoing))
                     .map(|()| None)
                     .map_err(|e| SendError::Transient(format!("cannot write to stdout: {e}"))),
-                Some(chat) => self.send_telegram(id, chat, &message.html).await.map(Some),
+                Some(chat) => self.send_telegram(id, chat, outgoing).await.map(Some),
             };
             match sent {
                 Ok(message_id) => {
-                    let (dest, item_ids, recorded_kind) = (id.to_string(), message.item_ids.clone(), *kind);
-                    store
-                        .call(move |s| {
-                            s.record_delivery(&dest, &item_ids, message_id, recorded_kind, Timestamp::now())
-                        })
-                        .await?;
-                    report.messages_sent += 1;
-                    report.items_delivered += message.item_ids.len();
-                    if *kind == DeliveryKind::Alert {
-                        report.alerts_sent += 1;
+                    match outbound {
+                        Outbound::Items(message, kind) => {
+                            let (dest, item_ids, kind) = (id.to_string(), message.item_ids.clone(), *kind);
+                            store
+                                .call(move |s| {
+                                    s.record_delivery(&dest, &item_ids, message_id, kind, Timestamp::now())
+                                })
+                                .await?;
+                        }
+                        Outbound::Notice(notice) => {
+                            let notice_id = notice.id;
+                            store
+                                .call(move |s| s.record_notice_sent(notice_id, message_id, Timestamp::now()))
+                                .await?;
+                        }
                     }
+                    self.count_sent(&mut report, outbound);
                 }
                 Err(error) => {
                     self.fail(destination, &error, store, now).await?;
@@ -502,11 +574,27 @@ impl Deliverer {
         Ok(report)
     }
 
-    /// Items pending after a real cycle: those not delivered. (Only a real
-    /// cycle reaches a failure, so the error path settles unconditionally.)
+    /// Items and notices pending after a real cycle: those not delivered.
+    /// (Only a real cycle reaches a failure, so the error path settles
+    /// unconditionally.)
     fn settle_pending(&self, mut report: DestinationReport) -> DestinationReport {
         report.items_pending = report.items_pending.saturating_sub(report.items_delivered);
+        report.notices_pending = report.notices_pending.saturating_sub(report.notices_sent);
         report
+    }
+
+    /// Counts a message the destination accepted (or a dry run printed).
+    fn count_sent(&self, report: &mut DestinationReport, outbound: &Outbound) {
+        report.messages_sent += 1;
+        match outbound {
+            Outbound::Items(message, kind) => {
+                report.items_delivered += message.item_ids.len();
+                if *kind == DeliveryKind::Alert {
+                    report.alerts_sent += 1;
+                }
+            }
+            Outbound::Notice(_) => report.notices_sent += 1,
+        }
     }
 
     fn is_alert(&self, item: &PendingItem) -> bool {
@@ -519,12 +607,12 @@ impl Deliverer {
         }
     }
 
-    async fn send_telegram(&self, id: &str, chat: &ChatId, html: &str) -> Result<i64, SendError> {
+    async fn send_telegram(&self, id: &str, chat: &ChatId, outgoing: Outgoing<'_>) -> Result<i64, SendError> {
         let Some(client) = &self.telegram else {
             return Err(SendError::Transient("no Telegram client".into()));
         };
         let pacer = self.channel(id, |c| Arc::clone(&c.pacer));
-        outbox::send_paced(client, chat, id, html, &self.pacing, &pacer).await
+        outbox::send_paced(client, chat, id, outgoing, &self.pacing, &pacer).await
     }
 
     /// Records a failed send: loudly in the log, in `destinations.last_error`

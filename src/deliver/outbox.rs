@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::telegram::{SendError, TelegramClient, TextMode};
+use super::telegram::{Outgoing, SendError, TelegramClient, TextMode};
 use crate::config::ChatId;
 use crate::digest::to_plain_text;
 
@@ -83,18 +83,19 @@ impl ChatPacer {
     }
 }
 
-/// Sends one message to `chat`, waiting as the pacer says, retrying after
+/// Sends one message (or photo) to `chat`, waiting as the pacer says, retrying after
 /// 429s (within [`Pacing`]'s bounds) and once as plain text after a parse
 /// error. `pacer` is locked only between awaits.
 pub async fn send_paced(
     client: &TelegramClient,
     chat: &ChatId,
     destination: &str,
-    html: &str,
+    outgoing: Outgoing<'_>,
     pacing: &Pacing,
     pacer: &std::sync::Mutex<ChatPacer>,
 ) -> Result<i64, SendError> {
     let lock = || pacer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let html = outgoing.text();
     let mut mode = TextMode::Html;
     let mut text = html.to_string();
     let mut floods = 0;
@@ -108,7 +109,7 @@ pub async fn send_paced(
         }
         tokio::time::sleep_until(ready).await;
         lock().note_request(Instant::now());
-        match client.send(chat, &text, mode).await {
+        match client.send_outgoing(chat, outgoing, &text, mode).await {
             Ok(message_id) => return Ok(message_id),
             Err(SendError::RetryAfter(retry_after)) => {
                 // Measured from when we got the answer, so never earlier than Telegram's clock.

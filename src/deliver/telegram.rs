@@ -11,9 +11,9 @@
 
 use std::time::Duration;
 
-use teloxide::payloads::SendMessageSetters;
+use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{LinkPreviewOptions, ParseMode, Recipient};
+use teloxide::types::{InputFile, LinkPreviewOptions, ParseMode, Recipient};
 use teloxide::{ApiError, Bot, RequestError};
 
 use crate::config::{ChatId, TelegramConfig, Token};
@@ -55,6 +55,25 @@ impl std::fmt::Display for SendError {
     }
 }
 
+/// What one request sends: a text message, or a photo with its caption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outgoing<'a> {
+    /// `sendMessage` with this text.
+    Text(&'a str),
+    /// `sendPhoto` with this PNG and caption.
+    Photo { png: &'a [u8], caption: &'a str },
+}
+
+impl Outgoing<'_> {
+    /// The text Telegram parses: the message, or the photo's caption.
+    pub fn text(&self) -> &str {
+        match self {
+            Outgoing::Text(text) => text,
+            Outgoing::Photo { caption, .. } => caption,
+        }
+    }
+}
+
 /// Whether a message goes as HTML or as plain text (the fallback after a parse error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextMode {
@@ -76,6 +95,43 @@ impl TelegramClient {
             token,
             link_preview: config.link_preview,
         })
+    }
+
+    /// Sends `outgoing` to `chat`, its text (or caption) replaced by `text`
+    /// (the plain-text fallback); the message id Telegram gave it on success.
+    pub async fn send_outgoing(
+        &self,
+        chat: &ChatId,
+        outgoing: Outgoing<'_>,
+        text: &str,
+        mode: TextMode,
+    ) -> Result<i64, SendError> {
+        match outgoing {
+            Outgoing::Text(_) => self.send(chat, text, mode).await,
+            Outgoing::Photo { png, .. } => self.send_photo(chat, png, text, mode).await,
+        }
+    }
+
+    /// Sends a PNG with `caption` to `chat` (`sendPhoto`, uploaded as multipart).
+    pub async fn send_photo(
+        &self,
+        chat: &ChatId,
+        png: &[u8],
+        caption: &str,
+        mode: TextMode,
+    ) -> Result<i64, SendError> {
+        let photo = InputFile::memory(png.to_vec()).file_name("chart.png");
+        let mut request = self.bot.send_photo(recipient(chat), photo);
+        if !caption.is_empty() {
+            request = request.caption(caption);
+        }
+        if mode == TextMode::Html {
+            request = request.parse_mode(ParseMode::Html);
+        }
+        match request.await {
+            Ok(message) => Ok(i64::from(message.id.0)),
+            Err(e) => Err(self.classify(e)),
+        }
     }
 
     /// Sends `text` to `chat`; the message id Telegram gave it on success.

@@ -12,6 +12,7 @@
 pub mod feeds;
 mod handle;
 pub mod items;
+pub mod notices;
 pub mod outbox;
 mod schema;
 

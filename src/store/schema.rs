@@ -87,6 +87,27 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE items ADD COLUMN undated INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE feeds ADD COLUMN last_warning TEXT;
     "#,
+    // 3: notices — messages that carry no items (operator alerts, the weekly
+    // report's chart), queued per destination and sent through the same
+    // outbox as digests: a row is written once, `sent_at` only after the
+    // destination accepted it. `key` makes queueing idempotent: a producer
+    // that asks twice for the same notice (the same week's report, the same
+    // alert on the same day) queues it once.
+    r#"
+    CREATE TABLE notices (
+        id          INTEGER PRIMARY KEY,
+        destination TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        html        TEXT NOT NULL,
+        photo       BLOB,
+        created_at  INTEGER NOT NULL,
+        sent_at     INTEGER,
+        message_id  INTEGER,
+        UNIQUE (destination, key)
+    );
+    CREATE INDEX notices_unsent ON notices (destination, id) WHERE sent_at IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
