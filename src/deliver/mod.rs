@@ -430,11 +430,10 @@ impl Deliverer {
                 period_start: anchor.min(oldest),
                 period_end: now,
             };
-            messages.extend(
-                digest::render_digest(&rest, &ctx, self.limits)
-                    .into_iter()
-                    .map(|m| (m, DeliveryKind::Digest)),
-            );
+            let rendering = std::time::Instant::now();
+            let digest = digest::render_digest(&rest, &ctx, self.limits);
+            crate::monitor::metrics().observe_digest_render(rendering.elapsed());
+            messages.extend(digest.into_iter().map(|m| (m, DeliveryKind::Digest)));
         }
 
         for (message, kind) in &messages {
@@ -465,12 +464,16 @@ impl Deliverer {
             };
             match sent {
                 Ok(message_id) => {
+                    if destination.chat.is_none() {
+                        crate::monitor::metrics().record_delivery(id, "ok");
+                    }
                     let (dest, item_ids, recorded_kind) = (id.to_string(), message.item_ids.clone(), *kind);
                     store
                         .call(move |s| {
                             s.record_delivery(&dest, &item_ids, message_id, recorded_kind, Timestamp::now())
                         })
                         .await?;
+                    crate::monitor::liveness().delivery.progress();
                     report.messages_sent += 1;
                     report.items_delivered += message.item_ids.len();
                     if *kind == DeliveryKind::Alert {
