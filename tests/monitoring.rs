@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_parse::{Scrape, Value};
 use support::cli::{Install, hours_ago};
+use support::fake_telegram::{CHANNEL, Failure as TelegramFailure, FakeTelegram, TOKEN};
 use support::feed_server::{FeedServer, Route};
 use support::service::Service;
 
@@ -187,6 +188,65 @@ fn metrics_count_polls_items_and_bytes_across_two_polls() {
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
     service.signal("TERM");
     assert_eq!(service.wait_exit(Duration::from_secs(10)).0, 0);
+}
+
+/// Bot API requests are counted by destination and outcome as they happen:
+/// a 429 (the outbox waits and retries), then the accepted message.
+#[test]
+fn deliveries_are_counted_by_destination_and_outcome() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let telegram = runtime.block_on(FakeTelegram::start());
+    telegram.fail_next([TelegramFailure::TooManyRequests { retry_after: 1 }]);
+    let server = FeedServer::start();
+    server.set(
+        "/a/feed",
+        Route::feed(
+            rss(&server, &[("1", "CSTO summit opens in Minsk without Armenia")]),
+            "\"1\"",
+        ),
+    );
+    // Items tagged csto go out at once, as alerts, whatever the digest schedule.
+    let config = config(&server, LISTEN_ANY_LOOPBACK_PORT).replace(
+        "[digest]\nevery = \"1h\"\n",
+        &format!(
+            "[digest]\nevery = \"1h\"\nalert_tags = [\"csto\"]\n\
+             [telegram]\napi_url = \"{}\"\nchat = \"{CHANNEL}\"\n",
+            telegram.url
+        ),
+    );
+    let mut install = Install::new(&config);
+    install
+        .env
+        .push(("CSTOWATCH_TELEGRAM_TOKEN".into(), TOKEN.into()));
+    let mut service = Service::start(&install);
+    let addr = listening_address(&mut service);
+    let chat = format!("telegram:{CHANNEL}");
+    let destination = [("destination", chat.as_str())];
+    let counted = scrape_until(addr, Duration::from_secs(30), "the alert delivered", |s| {
+        value(s, "cstowatch_delivered_items_total", &destination) == Some(1.0)
+    });
+    let outcome = |o: &str| {
+        value(
+            &counted,
+            "cstowatch_deliveries_total",
+            &[("destination", chat.as_str()), ("outcome", o)],
+        )
+    };
+    assert_eq!(outcome("429"), Some(1.0), "{counted:#?}");
+    assert_eq!(outcome("ok"), Some(1.0), "{counted:#?}");
+    assert_eq!(
+        value(&counted, "cstowatch_pending_items", &destination),
+        Some(0.0)
+    );
+    assert_eq!(telegram.accepted().len(), 1);
+    let (_, text) = get(addr, "/metrics");
+    assert!(!text.contains(TOKEN), "the token is in /metrics");
+    service.signal("TERM");
+    assert_eq!(service.wait_exit(Duration::from_secs(10)).0, 0);
+    assert!(
+        !service.seen.iter().any(|l| l.contains(TOKEN)),
+        "the token is in the log"
+    );
 }
 
 /// A fake systemd notify socket: the datagrams the service sends.
