@@ -277,8 +277,9 @@ async fn feed_worker(
             r = Box::pin(pipeline.poll_feed(&feed)) => r,
             _ = stop.changed() => return,
         };
-        if let Ok(report) = &report {
-            monitor::metrics().record_poll(&metrics, report);
+        match &report {
+            Ok(report) => monitor::metrics().record_poll(&metrics, report),
+            Err(_) => monitor::metrics().record_poll_error(&metrics),
         }
         let next = match report {
             Ok(report) => match &report.outcome {
@@ -428,14 +429,10 @@ fn watchdog_tick(was_stalled: bool) -> bool {
         return false;
     }
     if !was_stalled {
-        let reason = stalls
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
         error!(
-            "{reason}: not pinging the systemd watchdog (systemd restarts the service when \
-             WatchdogSec= passes without a ping)"
+            "{}: not pinging the systemd watchdog (systemd restarts the service when \
+             WatchdogSec= passes without a ping)",
+            monitor::liveness::describe(&stalls)
         );
     }
     true

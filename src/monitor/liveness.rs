@@ -66,6 +66,15 @@ pub struct Stall {
     pub expected_within_s: f64,
 }
 
+/// Every stall on one line, for a log line or /healthz's `reason`.
+pub fn describe(stalls: &[Stall]) -> String {
+    stalls
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl std::fmt::Display for Stall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

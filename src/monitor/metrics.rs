@@ -25,8 +25,9 @@ pub struct FeedLabel {
     pub feed: String,
 }
 
-/// A poll's outcome for one feed: `200`, `304`, or the failure's kind
-/// (`timeout`, `http-503`, `network`, `malformed` ...).
+/// A poll's outcome for one feed: `200`, `304`, the failure's kind
+/// (`timeout`, `http-503`, `network`, `malformed` ...), or `error` when the
+/// poll could not be recorded.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PollLabels {
     pub feed: String,
@@ -249,6 +250,17 @@ impl Metrics {
             }
             Outcome::Failed(_) => {}
         }
+    }
+
+    /// Records a poll that could not be carried out at all (its write to
+    /// the state database failed): outcome `error`.
+    pub fn record_poll_error(&self, feed: &FeedMetrics) {
+        self.polls
+            .get_or_create(&PollLabels {
+                feed: feed.name.clone(),
+                outcome: "error".to_string(),
+            })
+            .inc();
     }
 
     /// Records one Bot API request (or console print) and its outcome.

@@ -51,11 +51,7 @@ fn health_report(stalls: &[super::Stall]) -> (StatusCode, String) {
     if stalls.is_empty() {
         return (StatusCode::OK, r#"{"status":"ok"}"#.to_string());
     }
-    let reason = stalls
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let reason = super::liveness::describe(stalls);
     let body = serde_json::json!({ "status": "stalled", "reason": reason, "stalled": stalls });
     (StatusCode::SERVICE_UNAVAILABLE, body.to_string())
 }
