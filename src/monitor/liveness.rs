@@ -290,6 +290,25 @@ mod tests {
     }
 
     #[test]
+    fn periods_follow_the_timeouts() {
+        let path = std::path::Path::new("/etc/cstowatch/cstowatch.toml");
+        let defaults = Periods::from_config(&Config::from_toml("", path).unwrap());
+        assert_eq!(
+            defaults,
+            Periods {
+                store: Duration::from_secs(30),
+                poll: Duration::from_secs(90),
+                delivery: Duration::from_secs(100),
+            }
+        );
+        let short = "[poll]\ntimeout = \"2s\"\n[telegram]\ntimeout = \"5s\"\n";
+        let short = Periods::from_config(&Config::from_toml(short, path).unwrap());
+        assert_eq!(short.store, Duration::from_secs(2));
+        assert_eq!(short.poll, Duration::from_secs(6));
+        assert_eq!(short.delivery, Duration::from_secs(19));
+    }
+
+    #[test]
     fn an_unconfigured_heartbeat_never_stalls() {
         let h = Heartbeat::new("test");
         let _unit = h.unit();
