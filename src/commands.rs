@@ -30,6 +30,9 @@ pub fn check(config_path: &Path) -> CommandResult {
             None
         }
     };
+    if let Some(warning) = config.as_ref().and_then(|c| c.http.exposure_warning(&c.path)) {
+        problems.push(warning);
+    }
     let rules_path = match &config {
         Some(c) => c.rules_path.clone(),
         None => rules_beside(config_path),

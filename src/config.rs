@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct Config {
     pub telegram: TelegramConfig,
     pub digest: DigestConfig,
     pub state: StateConfig,
+    /// The optional monitoring listener (`[http]`).
+    pub http: HttpConfig,
     /// The keyword rules file (default: `rules.toml` beside the config).
     pub rules_path: PathBuf,
 }
@@ -171,6 +174,34 @@ pub struct StateConfig {
     pub retention: Duration,
 }
 
+/// The monitoring listener: `GET /metrics` and `GET /healthz`. Off unless
+/// `[http] listen` names an address; any address is taken as written, but one
+/// that is not loopback is warned about (by `check` and at start), since the
+/// metrics name every feed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpConfig {
+    pub listen: Option<SocketAddr>,
+    /// The line `listen` was written on, for the warning.
+    pub listen_line: Option<usize>,
+}
+
+impl HttpConfig {
+    /// A warning when the listener would be reachable from other machines.
+    pub fn exposure_warning(&self, config_path: &Path) -> Option<Problem> {
+        let addr = self.listen.filter(|a| !a.ip().is_loopback())?;
+        Some(Problem::warning(
+            config_path,
+            self.listen_line,
+            Some("http.listen".into()),
+            format!(
+                "the metrics and health listener on {addr} is reachable from other machines, not only \
+                 this one; use 127.0.0.1:{} unless a firewall or a scraper elsewhere needs it",
+                addr.port()
+            ),
+        ))
+    }
+}
+
 /// The bot token; its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
@@ -214,6 +245,8 @@ struct RawConfig {
     digest: RawDigest,
     #[serde(default)]
     state: RawState,
+    #[serde(default)]
+    http: RawHttp,
 }
 
 #[derive(Deserialize, Default)]
@@ -299,6 +332,12 @@ struct RawDigest {
 struct RawState {
     path: Option<PathBuf>,
     retention: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
 }
 
 /// A duration written like `"90s"`, `"15m"`, `"6h"`, `"180d"`.
@@ -414,6 +453,7 @@ impl Config {
 
         let telegram = build_telegram(raw.telegram, path, &dir, text, &mut problems);
         let digest = build_digest(raw.digest, path, text, &mut problems);
+        let http = build_http(raw.http, path, text, &mut problems);
 
         let state = StateConfig {
             path: raw
@@ -442,6 +482,7 @@ impl Config {
             telegram,
             digest,
             state,
+            http,
             rules_path,
         })
     }
@@ -597,6 +638,34 @@ fn build_telegram(
     }
 }
 
+fn build_http(raw: RawHttp, path: &Path, text: &str, problems: &mut Vec<Problem>) -> HttpConfig {
+    let Some(listen) = raw.listen else {
+        return HttpConfig::default();
+    };
+    let line = Some(line_of_offset(text, listen.span().start));
+    let written = listen.into_inner();
+    // An IP literal only: a host name would be resolved to who knows which
+    // interface, and the listener must bind exactly where it was told.
+    match written.trim().parse::<SocketAddr>() {
+        Ok(addr) => HttpConfig {
+            listen: Some(addr),
+            listen_line: line,
+        },
+        Err(_) => {
+            problems.push(Problem::error(
+                path,
+                line,
+                Some("http.listen".into()),
+                format!(
+                    "invalid listen address {written:?}; write an IP address and a port, \
+                     like \"127.0.0.1:9184\" or \"[::1]:9184\""
+                ),
+            ));
+            HttpConfig::default()
+        }
+    }
+}
+
 fn build_digest(raw: RawDigest, path: &Path, text: &str, problems: &mut Vec<Problem>) -> DigestConfig {
     let (timezone_name, timezone) = match raw.timezone {
         Some(tz) => {
@@ -737,6 +806,36 @@ mod tests {
         assert_eq!(c.telegram.api_url.path(), "/tg");
         assert_eq!(c.telegram.chats[0].chat, ChatId::Id(-1001));
         assert_eq!(c.telegram.chats[0].chat.to_string(), "-1001");
+    }
+
+    #[test]
+    fn http_listener_is_off_by_default_and_takes_an_address() {
+        assert_eq!(load("").unwrap().http.listen, None);
+        let c = load("[http]\nlisten = \"127.0.0.1:9184\"\n").unwrap();
+        assert_eq!(c.http.listen, Some("127.0.0.1:9184".parse().unwrap()));
+        assert!(c.http.exposure_warning(&c.path).is_none());
+        let c = load("[http]\nlisten = \"[::1]:9184\"\n").unwrap();
+        assert!(c.http.exposure_warning(&c.path).is_none());
+    }
+
+    #[test]
+    fn http_listener_on_a_public_address_is_warned_about() {
+        let c = load("\n[http]\nlisten = \"0.0.0.0:9184\"\n").unwrap();
+        let warning = c.http.exposure_warning(&c.path).unwrap();
+        assert!(!warning.is_error());
+        assert_eq!(warning.line, Some(3));
+        assert!(warning.to_string().contains("http.listen"), "{warning}");
+    }
+
+    #[test]
+    fn bad_listen_address_names_line_and_key() {
+        for bad in ["localhost:9184", "127.0.0.1", "127.0.0.1:99999", ""] {
+            let err = load(&format!("[http]\nlisten = {bad:?}\n")).unwrap_err();
+            assert_eq!(err.0[0].line, Some(2), "{bad}: {err}");
+            assert!(err.0[0].to_string().contains("http.listen"), "{err}");
+        }
+        let err = load("[http]\nport = 9184\n").unwrap_err();
+        assert_eq!(err.0[0].line, Some(2), "{err}");
     }
 
     #[test]

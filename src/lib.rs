@@ -14,6 +14,7 @@ pub mod deliver;
 pub mod digest;
 pub mod fetch;
 pub mod item;
+pub mod monitor;
 pub mod parse;
 pub mod pipeline;
 pub mod problem;

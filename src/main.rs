@@ -90,6 +90,15 @@ enum Command {
         /// The shell to complete in.
         shell: CompletionShell,
     },
+    /// Print the man page (roff) on stdout, e.g. `cstowatch man | man -l -`;
+    /// with --dir, write one page per command there (cstowatch.1,
+    /// cstowatch-run.1, ...), e.g. into /usr/local/share/man/man1.
+    #[command(hide = true)]
+    Man {
+        /// Write every page into this directory instead of the main page to stdout.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The shells SPEC.md promises completions for (clap_complete knows more;
@@ -118,6 +127,19 @@ fn print_completions(shell: CompletionShell) {
     clap_complete::generate(shell, &mut Cli::command(), "cstowatch", &mut std::io::stdout());
 }
 
+/// Writes the man page(s), generated from the same definitions clap parses,
+/// so they never drift from the real command line.
+fn write_man_pages(dir: Option<&std::path::Path>) -> commands::CommandResult {
+    let written = match dir {
+        Some(dir) => clap_mangen::generate_to(Cli::command(), dir)
+            .map_err(|e| anyhow::anyhow!("cannot write the man pages to {}: {e}", dir.display())),
+        None => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(|e| anyhow::anyhow!("cannot write the man page to stdout: {e}")),
+    };
+    written.map_err(Failure::Other)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.verbose, cli.quiet);
@@ -135,6 +157,7 @@ fn main() -> ExitCode {
             print_completions(shell);
             Ok(())
         }
+        Command::Man { dir } => write_man_pages(dir.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

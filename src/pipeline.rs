@@ -547,13 +547,16 @@ fn with_keys(parsed: ParsedFeed) -> (Vec<(Item, DedupKeys)>, Option<Duration>, O
 }
 
 fn tag_all(rules: &Rules, items: impl IntoIterator<Item = (Item, DedupKeys)>) -> Vec<NewItem> {
-    items
+    let started = Instant::now();
+    let tagged = items
         .into_iter()
         .map(|(item, keys)| {
             let tags = tag_item(rules, &item);
             NewItem { item, keys, tags }
         })
-        .collect()
+        .collect();
+    crate::monitor::metrics().observe_tagging(started.elapsed());
+    tagged
 }
 
 /// The tagger's verdict on one item, in the shape the store keeps.

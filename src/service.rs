@@ -12,6 +12,12 @@
 //! - Nothing is lost when a worker is stopped mid-poll: a poll writes in one
 //!   transaction at its end, and delivery records an item only after Telegram
 //!   accepted it, so abandoning in-flight work just leaves items pending.
+//! - **Liveness** (`monitor::liveness`): each poll and each delivery cycle is
+//!   a unit of work on its worker's heartbeat (the store's thread keeps its
+//!   own). The systemd watchdog is pinged only while no worker is stalled,
+//!   so a stuck worker gets the service restarted; `/healthz` answers from
+//!   the same heartbeats. The optional HTTP listener (`[http] listen`) is
+//!   bound at start and serves until shutdown, across reloads.
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
@@ -24,8 +30,9 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::config::FeedConfig;
+use crate::config::{Config, FeedConfig};
 use crate::deliver::{Deliverer, DeliveryError, Mode};
+use crate::monitor::{self, server};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::setup::{CommandResult, Failure, load_config, load_rules, runtime};
 use crate::store::StoreHandle;
@@ -54,16 +61,50 @@ pub fn run(config_path: &Path, dry_run: bool) -> CommandResult {
     let rules = Arc::new(load_rules(&config)?);
     let store = StoreHandle::open(&config.state.path)?;
     let deliverer = Arc::new(Deliverer::new(&config, config.telegram_token()?)?);
+    monitor::liveness().configure(&config);
     runtime()?.block_on(async {
+        let (listener_stop, listener) = match start_listener(&config).await? {
+            Some((stop, task)) => (Some(stop), Some(task)),
+            None => (None, None),
+        };
         let pipeline = Arc::new(Pipeline::new(Arc::clone(&config), rules, store.clone()).await?);
-        supervise(
+        let outcome = supervise(
             config_path.to_path_buf(),
             store,
             Generation { pipeline, deliverer },
             dry_run,
         )
-        .await
+        .await;
+        if let (Some(stop), Some(task)) = (listener_stop, listener) {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+        outcome
     })
+}
+
+/// Binds `[http] listen`, when configured, and serves /metrics and /healthz
+/// until the returned sender fires. A bind failure stops the start (exit 1):
+/// an operator who asked for the listener must not find it silently absent.
+async fn start_listener(
+    config: &Config,
+) -> Result<Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>, Failure> {
+    let Some(addr) = config.http.listen else {
+        return Ok(None);
+    };
+    if let Some(warning) = config.http.exposure_warning(&config.path) {
+        warn!("{warning}");
+    }
+    let listener = server::bind(addr).await?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Failure::Other(anyhow::anyhow!("cannot read the listener's address: {e}")))?;
+    info!("metrics and health listening on http://{bound} (GET /metrics, GET /healthz)");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Ok(Some((stop, task)))
 }
 
 async fn supervise(
@@ -79,7 +120,9 @@ async fn supervise(
     let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<Fatal>(1);
     let mut watchdog = watchdog_interval();
+    let mut stalled = false;
 
+    let listener_address = current.pipeline.config().http.listen;
     let (mut stop_tx, stop_rx) = watch::channel(false);
     let mut workers = spawn_workers(&current, stop_rx, fatal_tx.clone(), dry_run);
     info!(
@@ -102,13 +145,18 @@ async fn supervise(
                     let (tx, rx) = watch::channel(false);
                     stop_tx = tx;
                     workers = spawn_workers(&current, rx, fatal_tx.clone(), dry_run);
+                    let config = current.pipeline.config();
+                    monitor::liveness().configure(config);
+                    if config.http.listen != listener_address {
+                        warn!("SIGHUP: [http] listen changed; the listener stays where it is until a restart");
+                    }
                     info!(feeds = current.pipeline.config().enabled_feeds().count(), "SIGHUP: config and rules reloaded");
                     notify_systemd(&[sd_notify::NotifyState::Ready]);
                 }
                 // The running workers keep the old config and rules.
                 Err(message) => error!("SIGHUP: reload failed, keeping the old config and rules:\n{message}"),
             },
-            _ = tick(&mut watchdog) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
+            _ = tick(&mut watchdog) => stalled = watchdog_tick(stalled),
         }
     };
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
@@ -210,6 +258,7 @@ async fn feed_worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let interval = feed.interval(&pipeline.config().poll);
+    let metrics = monitor::metrics().feed(&feed.name);
     // Spread feeds over a few seconds so they do not all fire at once, without
     // keeping a freshly started service silent for long.
     let mut wait = jitter(&feed.name, (interval / 10).min(MAX_START_JITTER));
@@ -220,12 +269,18 @@ async fn feed_worker(
         if sleep_or_stop(wait, &mut stop).await {
             return;
         }
+        // Busy from here until the poll (and a failure's record) is written.
+        let unit = monitor::liveness().poll.unit();
         // Boxed: a worker waiting for its next poll (nearly all of them, nearly
         // always) then holds a few bytes, not a whole poll's state.
         let report = tokio::select! {
             r = Box::pin(pipeline.poll_feed(&feed)) => r,
             _ = stop.changed() => return,
         };
+        match &report {
+            Ok(report) => monitor::metrics().record_poll(&metrics, report),
+            Err(_) => monitor::metrics().record_poll_error(&metrics),
+        }
         let next = match report {
             Ok(report) => match &report.outcome {
                 Outcome::Fetched { summary, .. } if summary.relevant > 0 => {
@@ -250,6 +305,7 @@ async fn feed_worker(
                 None
             }
         };
+        drop(unit);
         wait = next.map_or(interval, |next| until(next).max(Duration::from_millis(100)));
     }
 }
@@ -278,6 +334,8 @@ async fn delivery_worker(
             _ = stop.changed() => return,
         }
         let store = pipeline.store().clone();
+        let unit = monitor::liveness().delivery.unit();
+        let started = std::time::Instant::now();
         let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run);
         tokio::pin!(cycle);
         let mut stopping = false;
@@ -292,8 +350,14 @@ async fn delivery_worker(
                 cycle.await
             }
         };
+        drop(unit);
+        monitor::metrics().observe_delivery_cycle(started.elapsed());
         match result {
             Ok(report) => {
+                for d in &report.destinations {
+                    let delivered = if dry_run { 0 } else { d.items_delivered };
+                    monitor::metrics().record_destination(&d.destination, d.items_pending, delivered);
+                }
                 retry_wait = if report.has_pending_failures() {
                     RETRY_EVERY
                 } else {
@@ -351,6 +415,27 @@ fn jitter(name: &str, max: Duration) -> Duration {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write(name.as_bytes());
     Duration::from_millis(h.finish() % (max.as_millis() as u64).max(1))
+}
+
+/// Pings the watchdog if no worker is stalled; says so once when one stalls
+/// and once when all are progressing again. Returns whether any is stalled.
+fn watchdog_tick(was_stalled: bool) -> bool {
+    let stalls = monitor::liveness().stalls();
+    if stalls.is_empty() {
+        if was_stalled {
+            info!("every worker is making progress again: pinging the systemd watchdog again");
+        }
+        notify_systemd(&[sd_notify::NotifyState::Watchdog]);
+        return false;
+    }
+    if !was_stalled {
+        error!(
+            "{}: not pinging the systemd watchdog (systemd restarts the service when \
+             WatchdogSec= passes without a ping)",
+            monitor::liveness::describe(&stalls)
+        );
+    }
+    true
 }
 
 /// Pings at half the period systemd asks for (`WatchdogSec=`), as sd_watchdog_enabled(3) advises.

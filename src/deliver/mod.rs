@@ -492,11 +492,10 @@ impl Deliverer {
                 period_start: anchor.min(oldest),
                 period_end: now,
             };
-            messages.extend(
-                digest::render_digest(&rest, &ctx, self.limits)
-                    .into_iter()
-                    .map(|m| Outbound::Items(m, DeliveryKind::Digest)),
-            );
+            let rendering = std::time::Instant::now();
+            let digest = digest::render_digest(&rest, &ctx, self.limits);
+            crate::monitor::metrics().observe_digest_render(rendering.elapsed());
+            messages.extend(digest.into_iter().map(|m| Outbound::Items(m, DeliveryKind::Digest)));
         }
 
         for outbound in &messages {
@@ -531,6 +530,9 @@ impl Deliverer {
             };
             match sent {
                 Ok(message_id) => {
+                    if destination.chat.is_none() {
+                        crate::monitor::metrics().record_delivery(id, "ok");
+                    }
                     match outbound {
                         Outbound::Items(message, kind) => {
                             let (dest, item_ids, kind) = (id.to_string(), message.item_ids.clone(), *kind);
@@ -547,6 +549,7 @@ impl Deliverer {
                                 .await?;
                         }
                     }
+                    crate::monitor::liveness().delivery.progress();
                     self.count_sent(&mut report, outbound);
                 }
                 Err(error) => {

@@ -107,9 +107,17 @@ pub async fn send_paced(
             // Still inside a long flood penalty from an earlier cycle: not a single request.
             return Err(SendError::RetryAfter(wait));
         }
+        // Pacing and flood waits are the delivery worker doing as told, not stalling.
+        crate::monitor::liveness().delivery.idle_until(ready.into_std());
         tokio::time::sleep_until(ready).await;
         lock().note_request(Instant::now());
-        match client.send_outgoing(chat, outgoing, &text, mode).await {
+        let sent = client.send_outgoing(chat, outgoing, &text, mode).await;
+        crate::monitor::liveness().delivery.progress();
+        crate::monitor::metrics().record_delivery(
+            destination,
+            sent.as_ref().map_or_else(SendError::metric_outcome, |_| "ok"),
+        );
+        match sent {
             Ok(message_id) => return Ok(message_id),
             Err(SendError::RetryAfter(retry_after)) => {
                 // Measured from when we got the answer, so never earlier than Telegram's clock.

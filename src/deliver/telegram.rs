@@ -42,6 +42,20 @@ pub enum SendError {
     Transient(String),
 }
 
+impl SendError {
+    /// The outcome label of `cstowatch_deliveries_total`.
+    pub fn metric_outcome(&self) -> &'static str {
+        match self {
+            SendError::RetryAfter(_) => "429",
+            SendError::TokenRejected => "401",
+            SendError::CantParseEntities(_) => "400",
+            SendError::ChatUnavailable(_) => "403",
+            SendError::Rejected(_) => "4xx",
+            SendError::Transient(_) => "transient",
+        }
+    }
+}
+
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

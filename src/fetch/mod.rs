@@ -211,8 +211,14 @@ impl HttpClient {
         let _one_per_host = host_lock.lock().await;
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static(PAGE_ACCEPT));
-        let response = self.send(url, headers).await?;
-        self.read(response).await
+        let fetched = match self.send(url, headers).await {
+            Ok(response) => self.read(response).await,
+            Err(e) => Err(e),
+        };
+        // An answered page (or a failure within its timeout) is a step of the
+        // poll: a feed with many article pages is slow, not stuck.
+        crate::monitor::liveness().poll.progress();
+        fetched
     }
 
     fn page_host_lock(&self, url: &Url) -> Arc<tokio::sync::Mutex<()>> {

@@ -199,12 +199,18 @@ impl StoreHandle {
 
 /// The store's thread: runs jobs in order, grouping batched writes.
 fn serve(mut store: Store, queue: Receiver<Job>) {
+    let heartbeat = &crate::monitor::liveness().store;
     let mut next = queue.recv().ok();
     while let Some(job) = next.take() {
+        // Busy while a job (or a batch) runs, idle while waiting for one:
+        // a job stuck on a lock shows as a stall on /healthz and stops the
+        // watchdog's pings.
+        let unit = heartbeat.unit();
         match job {
             Job::Alone(work) | Job::Read(work) => work(&mut store),
             Job::Batched(work, permit) => next = run_batch(&mut store, &queue, work, permit),
         }
+        drop(unit);
         if next.is_none() {
             next = queue.recv().ok();
         }

@@ -6,3 +6,4 @@
 pub mod cli;
 pub mod fake_telegram;
 pub mod feed_server;
+pub mod service;
