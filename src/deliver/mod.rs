@@ -156,7 +156,8 @@ pub struct DestinationReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestinationStatus {
     pub destination: String,
-    /// Relevant items not yet delivered there (after its tag filter).
+    /// Relevant items not yet delivered there (after its tag filter); for
+    /// the admin chat, which takes no items, notices not yet delivered.
     pub pending: usize,
     pub delivered: u64,
     pub last_digest_at: Option<Timestamp>,
@@ -183,12 +184,30 @@ pub fn destination_status(store: &Store, config: &Config) -> Result<Vec<Destinat
     if wanted.is_empty() {
         wanted.push((CONSOLE.to_string(), Vec::new()));
     }
+    // The admin chat takes no items: what it is owed is notices.
+    let notice_only = config
+        .telegram
+        .admin_chat
+        .as_ref()
+        .map(telegram_id)
+        .filter(|admin| {
+            !config
+                .telegram
+                .chats
+                .iter()
+                .any(|c| telegram_id(&c.chat) == *admin)
+        });
     wanted
         .into_iter()
         .map(|(id, tags)| {
             let row = known.iter().find(|r| r.id == id).cloned().unwrap_or_default();
+            let pending = if notice_only.as_ref() == Some(&id) {
+                store.pending_notice_count(&id)? as usize
+            } else {
+                store.pending_items(&id, &tags)?.len()
+            };
             Ok(DestinationStatus {
-                pending: store.pending_items(&id, &tags)?.len(),
+                pending,
                 delivered: store.delivered_count(&id)?,
                 destination: id,
                 last_digest_at: row.last_digest_at,
@@ -264,6 +283,9 @@ struct ChannelState {
 /// Sends alerts and digests; built once per process.
 pub struct Deliverer {
     destinations: Vec<Destination>,
+    /// Where operator alerts are queued (`telegram:<admin_chat>`), when
+    /// there is a token and an admin chat.
+    admin: Option<String>,
     /// Holds the token: this is why `Deliverer` has no derived `Debug`.
     telegram: Option<TelegramClient>,
     digest: DigestConfig,
@@ -305,14 +327,19 @@ impl Deliverer {
                 receives_items: true,
             }]
         };
-        let (destinations, telegram) = match token {
+        let (mut destinations, telegram) = match token {
             None => {
                 eprintln!("no Telegram token (CSTOWATCH_TELEGRAM_TOKEN): printing digests to stdout");
                 (console_only(), None)
             }
-            Some(_) if config.telegram.chats.is_empty() => {
+            Some(_) if config.telegram.chats.is_empty() && config.telegram.admin_chat.is_none() => {
                 eprintln!("no [telegram] chat configured: printing digests to stdout");
                 (console_only(), None)
+            }
+            Some(token) if config.telegram.chats.is_empty() => {
+                eprintln!("no [telegram] chat configured: printing digests to stdout");
+                let client = TelegramClient::new(&config.telegram, token)?;
+                (console_only(), Some(client))
             }
             Some(token) => {
                 let client = TelegramClient::new(&config.telegram, token)?;
@@ -330,8 +357,33 @@ impl Deliverer {
                 (destinations, Some(client))
             }
         };
+        // The admin chat takes notices only. When it is also a digest
+        // destination, that destination takes its notices with its digests
+        // (one destination, one outbox row, one pacing): the operator chose
+        // it, but subscribers there will read the alerts, so say so.
+        let admin = match (&telegram, &config.telegram.admin_chat) {
+            (Some(_), Some(chat)) => {
+                let id = telegram_id(chat);
+                if destinations.iter().any(|d| d.id == id) {
+                    tracing::warn!(
+                        destination = id,
+                        "admin_chat is also a digest destination: operator alerts will be posted there too"
+                    );
+                } else {
+                    destinations.push(Destination {
+                        id: id.clone(),
+                        chat: Some(chat.clone()),
+                        tags: Vec::new(),
+                        receives_items: false,
+                    });
+                }
+                Some(id)
+            }
+            _ => None,
+        };
         Ok(Deliverer {
             destinations,
+            admin,
             telegram,
             digest: config.digest.clone(),
             limits: Limits::TELEGRAM,
@@ -360,6 +412,13 @@ impl Deliverer {
     /// be posted again.) Only for shutting down: this deliverer sends no more.
     pub fn stop_after_current_message(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Where operator alerts are queued: the admin chat's destination id,
+    /// when there is a token and `[telegram] admin_chat`; `None` means the
+    /// log is where the operator hears them.
+    pub fn admin_destination(&self) -> Option<&str> {
+        self.admin.as_deref()
     }
 
     /// The destinations, by id (`console`, `telegram:<chat>`).
@@ -634,8 +693,16 @@ impl Deliverer {
         }
         {
             let (dest, text) = (id.to_string(), text.clone());
+            // A refusal is also remembered as one: operator alerts report it.
+            let refused = matches!(error, SendError::ChatUnavailable(_));
             store
-                .call(move |s| s.record_destination_error(&dest, &text, now))
+                .call(move |s| {
+                    s.record_destination_error(&dest, &text, now)?;
+                    if refused {
+                        s.record_destination_refused(&dest, now)?;
+                    }
+                    Ok(())
+                })
                 .await?;
         }
         self.with_channel(id, |c| {
