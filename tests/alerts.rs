@@ -310,3 +310,24 @@ async fn without_an_admin_chat_alerts_go_to_the_log_once_and_to_status() {
     let row = status.lines().find(|l| l.starts_with("News")).unwrap();
     assert_eq!(row.split_whitespace().nth(1), Some("http-503"), "{row}");
 }
+
+#[test]
+fn check_locates_a_bad_admin_chat_and_alert_period() {
+    let install = Install::new(
+        "[telegram]\nchat = \"@cstowatch_test\"\nadmin_chat = \"ops\"\n[alerts]\nfailing_after = \"soon\"\n",
+    );
+    let check = install.run(&["check"]);
+    check.expect_code(2);
+    let out = check.stdout();
+    assert!(out.contains("cstowatch.toml:5"), "{out}");
+    let install = Install::new("[telegram]\nchat = \"@cstowatch_test\"\nadmin_chat = \"ops\"\n");
+    let check = install.run(&["check"]);
+    check.expect_code(2);
+    let out = check.stdout();
+    assert!(
+        out.contains("cstowatch.toml:3") && out.contains("telegram.admin_chat"),
+        "{out}"
+    );
+    let install = Install::new("[telegram]\nadmin_chat = -100777\n[alerts]\nsilent_after = \"3d\"\n");
+    install.run(&["check"]).expect_code(0);
+}

@@ -748,5 +748,40 @@ mod tests {
         let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, true);
         assert_send(&cycle);
         assert_eq!(deliverer.destination_ids(), vec![CONSOLE]);
+        assert_eq!(deliverer.admin_destination(), None);
+    }
+
+    fn with_token(config: &str) -> Deliverer {
+        let config = Config::from_toml(config, std::path::Path::new("/tmp/cstowatch.toml")).unwrap();
+        Deliverer::new(&config, Some(Token::new("1:secret"))).unwrap()
+    }
+
+    #[test]
+    fn the_admin_chat_takes_notices_only_and_is_never_a_second_destination() {
+        let d = with_token("[telegram]\nchat = \"@news_room\"\nadmin_chat = \"@ops_room\"\n");
+        assert_eq!(
+            d.destination_ids(),
+            vec!["telegram:@news_room", "telegram:@ops_room"]
+        );
+        assert!(!d.destinations[1].receives_items);
+        assert_eq!(d.admin_destination(), Some("telegram:@ops_room"));
+
+        // No channel: digests print to stdout, alerts still reach the admin chat.
+        let d = with_token("[telegram]\nadmin_chat = -100777\n");
+        assert_eq!(d.destination_ids(), vec![CONSOLE, "telegram:-100777"]);
+
+        // The admin chat is also a channel: one destination, taking both.
+        let d = with_token("[telegram]\nchat = \"@news_room\"\nadmin_chat = \"@news_room\"\n");
+        assert_eq!(d.destination_ids(), vec!["telegram:@news_room"]);
+        assert!(d.destinations[0].receives_items);
+        assert_eq!(d.admin_destination(), Some("telegram:@news_room"));
+
+        // Without a token the log is where alerts go.
+        let config = Config::from_toml(
+            "[telegram]\nadmin_chat = \"@ops_room\"\n",
+            std::path::Path::new("/tmp/cstowatch.toml"),
+        )
+        .unwrap();
+        assert_eq!(Deliverer::new(&config, None).unwrap().admin_destination(), None);
     }
 }
