@@ -332,14 +332,14 @@ impl Deliverer {
                 eprintln!("no Telegram token (CSTOWATCH_TELEGRAM_TOKEN): printing digests to stdout");
                 (console_only(), None)
             }
-            Some(_) if config.telegram.chats.is_empty() && config.telegram.admin_chat.is_none() => {
-                eprintln!("no [telegram] chat configured: printing digests to stdout");
-                (console_only(), None)
-            }
             Some(token) if config.telegram.chats.is_empty() => {
                 eprintln!("no [telegram] chat configured: printing digests to stdout");
-                let client = TelegramClient::new(&config.telegram, token)?;
-                (console_only(), Some(client))
+                // Operator alerts still go to Telegram when there is an admin chat.
+                let client = match &config.telegram.admin_chat {
+                    Some(_) => Some(TelegramClient::new(&config.telegram, token)?),
+                    None => None,
+                };
+                (console_only(), client)
             }
             Some(token) => {
                 let client = TelegramClient::new(&config.telegram, token)?;
