@@ -282,6 +282,36 @@ async fn a_destination_refusing_messages_gives_one_admin_message() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn run_once_from_cron_tells_the_admin_chat_in_the_same_run() {
+    let server = FeedServer::start();
+    server.set(
+        "/feed",
+        Route::Status {
+            code: 503,
+            retry_after: None,
+        },
+    );
+    let fake = FakeTelegram::start().await;
+    let install = with_token(&config(
+        &server,
+        &format!("api_url = \"{}\"\nadmin_chat = \"{GROUP}\"", fake.url),
+        "failing_after = \"1s\"",
+    ));
+    install.run(&["run", "--once"]).expect_code(0);
+    assert!(
+        admin_messages(&fake).is_empty(),
+        "one failure is not a streak yet"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let run = install.run(&["run", "--once"]);
+    run.expect_code(0);
+    let messages = admin_messages(&fake);
+    assert_eq!(count(&messages, "failing:"), 1, "{messages:#?}\n{}", run.stderr());
+    install.run(&["run", "--once"]).expect_code(0);
+    assert_eq!(admin_messages(&fake).len(), 1, "not again the same day");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn without_an_admin_chat_alerts_go_to_the_log_once_and_to_status() {
     let server = FeedServer::start();
     server.set(

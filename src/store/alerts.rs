@@ -266,6 +266,34 @@ mod tests {
     }
 
     #[test]
+    fn a_feed_already_failing_at_upgrade_counts_from_its_last_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &super::super::schema::MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                "INSERT INTO feeds (name, url, last_error, last_error_at, consecutive_failures)
+                 VALUES ('Down', 'https://a/', 'HTTP status 503', 500, 4);
+                 INSERT INTO feeds (name, url, last_success_at) VALUES ('Up', 'https://b/', 600);",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let facts: HashMap<String, FeedFacts> = s
+            .feed_facts()
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.name.clone(), f))
+            .collect();
+        assert_eq!(facts["Down"].failing_since, Some(at(500)));
+        assert_eq!(facts["Up"].failing_since, None);
+    }
+
+    #[test]
     fn arrivals_use_dates_not_after_first_seen() {
         let s = Store::open_in_memory().unwrap();
         for (feed, published, first_seen, undated) in [
