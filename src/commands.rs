@@ -24,7 +24,10 @@ use crate::tag::Rules;
 pub fn check(config_path: &Path) -> CommandResult {
     let mut problems = Vec::new();
     let config = match Config::load(config_path) {
-        Ok(c) => Some(c),
+        Ok(c) => {
+            problems.extend(crate::alerts::config_warnings(&c));
+            Some(c)
+        }
         Err(p) => {
             problems.extend(p.0);
             None

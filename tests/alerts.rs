@@ -360,4 +360,13 @@ fn check_locates_a_bad_admin_chat_and_alert_period() {
     );
     let install = Install::new("[telegram]\nadmin_chat = -100777\n[alerts]\nsilent_after = \"3d\"\n");
     install.run(&["check"]).expect_code(0);
+    // Allowed, but the operator is told who will read the alerts.
+    let install = Install::new("[telegram]\nchat = \"@cstowatch_test\"\nadmin_chat = \"@cstowatch_test\"\n");
+    let check = install.run(&["check"]);
+    check.expect_code(0);
+    assert!(
+        check.stdout().contains("warning") && check.stdout().contains("telegram.admin_chat"),
+        "{}",
+        check.stdout()
+    );
 }

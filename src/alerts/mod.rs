@@ -427,6 +427,26 @@ pub fn current(store: &Store, config: &Config) -> Result<Vec<String>, StoreError
         .collect())
 }
 
+/// What `check` warns about: an admin chat that is also a digest chat
+/// works (it gets both), but its subscribers will read the operator alerts.
+pub fn config_warnings(config: &Config) -> Vec<crate::problem::Problem> {
+    let Some(admin) = &config.telegram.admin_chat else {
+        return Vec::new();
+    };
+    if !config.telegram.chats.iter().any(|c| c.chat == *admin) {
+        return Vec::new();
+    }
+    vec![crate::problem::Problem::warning(
+        &config.path,
+        None,
+        Some("telegram.admin_chat".into()),
+        format!(
+            "{admin} is also a digest chat: its readers will see the operator alerts; \
+             give the operator a chat of their own"
+        ),
+    )]
+}
+
 fn duration_between(from: Timestamp, to: Timestamp) -> Duration {
     to.duration_since(from).try_into().unwrap_or(Duration::ZERO)
 }
