@@ -24,7 +24,10 @@ use crate::tag::Rules;
 pub fn check(config_path: &Path) -> CommandResult {
     let mut problems = Vec::new();
     let config = match Config::load(config_path) {
-        Ok(c) => Some(c),
+        Ok(c) => {
+            problems.extend(crate::alerts::config_warnings(&c));
+            Some(c)
+        }
         Err(p) => {
             problems.extend(p.0);
             None
@@ -174,7 +177,7 @@ pub fn retag(config_path: &Path, dry_run: bool) -> CommandResult {
 pub fn status(config_path: &Path) -> CommandResult {
     let config = Arc::new(load_config(config_path)?);
     let store = StoreHandle::open(&config.state.path)?;
-    let (states, undated, counts, destinations) = {
+    let (states, undated, counts, destinations, alerts) = {
         let config = Arc::clone(&config);
         store.call_blocking(move |s| {
             Ok((
@@ -182,6 +185,7 @@ pub fn status(config_path: &Path) -> CommandResult {
                 s.undated_counts()?,
                 s.item_counts()?,
                 crate::deliver::destination_status(s, &config)?,
+                crate::alerts::current(s, &config)?,
             ))
         })?
     };
@@ -257,6 +261,13 @@ pub fn status(config_path: &Path) -> CommandResult {
             d.last_error.unwrap_or_default()
         );
     }
+    // Under the tables, so the rows above keep their columns for scripts.
+    if !alerts.is_empty() {
+        let _ = writeln!(out);
+    }
+    for line in alerts {
+        let _ = writeln!(out, "alert: {line}");
+    }
     print!("{out}");
     Ok(())
 }
@@ -312,6 +323,7 @@ pub fn run(config_path: &Path, once: bool, dry_run: bool) -> CommandResult {
             .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
             .count();
         tracing::info!(feeds = reports.len(), failed, "poll cycle done");
+        crate::alerts::check(&store, &config, deliverer.admin_destination()).await;
         let report = deliverer
             .deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run)
             .await

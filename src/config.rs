@@ -38,8 +38,29 @@ pub struct Config {
     pub state: StateConfig,
     /// The optional monitoring listener (`[http]`).
     pub http: HttpConfig,
+    /// When the operator is told about a failing or silent feed.
+    pub alerts: AlertsConfig,
     /// The keyword rules file (default: `rules.toml` beside the config).
     pub rules_path: PathBuf,
+}
+
+/// When a feed's trouble is worth telling the operator about (`[alerts]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertsConfig {
+    /// A feed failing continuously for longer than this is reported (default 6 h).
+    pub failing_after: Duration,
+    /// The least silence (no new item) ever reported; a feed's own usual gap
+    /// between new items can only make it longer (default 48 h; see `alerts`).
+    pub silent_after: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            failing_after: Duration::from_secs(6 * 3600),
+            silent_after: Duration::from_secs(48 * 3600),
+        }
+    }
 }
 
 /// Defaults for polling every feed; a feed may override the interval.
@@ -103,6 +124,9 @@ pub struct TelegramConfig {
     pub api_url: Url,
     /// Every destination chat; `chat = ...` is the first, `[[telegram.chats]]` the rest.
     pub chats: Vec<ChatConfig>,
+    /// The operator's own chat, for alerts about feeds and destinations
+    /// (`admin_chat`); no digests go there.
+    pub admin_chat: Option<ChatId>,
     /// File holding the bot token (instead of the environment variable).
     pub token_file: Option<PathBuf>,
     /// Show link previews under messages.
@@ -247,6 +271,15 @@ struct RawConfig {
     state: RawState,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    alerts: RawAlerts,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    failing_after: Option<Dur>,
+    silent_after: Option<Dur>,
 }
 
 #[derive(Deserialize, Default)]
@@ -294,6 +327,7 @@ struct RawTelegram {
     chat: Option<Spanned<ChatValue>>,
     #[serde(default)]
     chats: Vec<RawChat>,
+    admin_chat: Option<Spanned<ChatValue>>,
     token_file: Option<PathBuf>,
     /// Refused on purpose: the token must not live in the config.
     token: Option<Spanned<String>>,
@@ -467,6 +501,11 @@ impl Config {
                 .map(|d| d.0)
                 .unwrap_or(Duration::from_secs(180 * 86_400)),
         };
+        let defaults = AlertsConfig::default();
+        let alerts = AlertsConfig {
+            failing_after: raw.alerts.failing_after.map_or(defaults.failing_after, |d| d.0),
+            silent_after: raw.alerts.silent_after.map_or(defaults.silent_after, |d| d.0),
+        };
         let rules_path = match raw.rules {
             Some(r) => dir.join(r.into_inner()),
             None => dir.join("rules.toml"),
@@ -483,6 +522,7 @@ impl Config {
             digest,
             state,
             http,
+            alerts,
             rules_path,
         })
     }
@@ -605,33 +645,44 @@ fn build_telegram(
     // A trailing slash would make teloxide build `//bot<token>/...` (GOTCHAS.md).
     let trimmed = api_url.path().trim_end_matches('/').to_string();
     api_url.set_path(&trimmed);
-    let mut chats = Vec::new();
-    let mut add_chat =
-        |value: Spanned<ChatValue>, tags: Vec<String>, key: String, problems: &mut Vec<Problem>| {
-            let line = Some(line_of_offset(text, value.span().start));
-            let chat = match value.into_inner() {
-                ChatValue::Number(n) => Ok(ChatId::Id(n)),
-                ChatValue::Text(s) => ChatId::parse(s.trim()).ok_or(s),
-            };
-            match chat {
-                Ok(chat) => chats.push(ChatConfig { chat, tags }),
-                Err(chat) => problems.push(Problem::error(
-                    path,
-                    line,
-                    Some(key),
-                    format!("chat {chat:?} is neither an @channel username nor a numeric chat id"),
-                )),
-            }
+    let chat_id = |value: Spanned<ChatValue>, key: String, problems: &mut Vec<Problem>| {
+        let line = Some(line_of_offset(text, value.span().start));
+        let chat = match value.into_inner() {
+            ChatValue::Number(n) => Ok(ChatId::Id(n)),
+            ChatValue::Text(s) => ChatId::parse(s.trim()).ok_or(s),
         };
-    if let Some(chat) = raw.chat {
-        add_chat(chat, Vec::new(), "telegram.chat".into(), problems);
+        chat.map_err(|chat| {
+            problems.push(Problem::error(
+                path,
+                line,
+                Some(key),
+                format!("chat {chat:?} is neither an @channel username nor a numeric chat id"),
+            ))
+        })
+        .ok()
+    };
+    let mut chats = Vec::new();
+    if let Some(chat) = raw
+        .chat
+        .and_then(|c| chat_id(c, "telegram.chat".into(), problems))
+    {
+        chats.push(ChatConfig {
+            chat,
+            tags: Vec::new(),
+        });
     }
     for (i, c) in raw.chats.into_iter().enumerate() {
-        add_chat(c.chat, c.tags, format!("telegram.chats[{i}].chat"), problems);
+        if let Some(chat) = chat_id(c.chat, format!("telegram.chats[{i}].chat"), problems) {
+            chats.push(ChatConfig { chat, tags: c.tags });
+        }
     }
+    let admin_chat = raw
+        .admin_chat
+        .and_then(|c| chat_id(c, "telegram.admin_chat".into(), problems));
     TelegramConfig {
         api_url,
         chats,
+        admin_chat,
         token_file: raw.token_file.map(|p| dir.join(p)),
         link_preview: raw.link_preview.unwrap_or(false),
         timeout: raw.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
@@ -836,6 +887,28 @@ mod tests {
         }
         let err = load("[http]\nport = 9184\n").unwrap_err();
         assert_eq!(err.0[0].line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn admin_chat_and_alert_periods_are_read_and_default() {
+        let c = load("[telegram]\nadmin_chat = \"@ops_room\"\n[alerts]\nfailing_after = \"2s\"\n").unwrap();
+        assert_eq!(c.telegram.admin_chat, Some(ChatId::Username("@ops_room".into())));
+        assert_eq!(c.alerts.failing_after, Duration::from_secs(2));
+        assert_eq!(c.alerts.silent_after, Duration::from_secs(48 * 3600));
+        let c = load("[telegram]\nadmin_chat = -100777\n").unwrap();
+        assert_eq!(c.telegram.admin_chat, Some(ChatId::Id(-100777)));
+        assert_eq!(c.alerts, AlertsConfig::default());
+        assert_eq!(load("").unwrap().telegram.admin_chat, None);
+    }
+
+    #[test]
+    fn a_bad_admin_chat_or_alert_period_is_located() {
+        let err = load("[telegram]\nchat = \"@channel_x\"\nadmin_chat = \"ops\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, Some(3), "{err}");
+        assert!(err.to_string().contains("telegram.admin_chat"), "{err}");
+        let err = load("[alerts]\nsilent_after = \"forever\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, Some(2), "{err}");
+        assert!(err.to_string().contains("silent_after"), "{err}");
     }
 
     #[test]

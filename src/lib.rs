@@ -6,6 +6,7 @@
 //! → `dedup` → `tag` → `store` → `digest` → `deliver`, run in order by
 //! `pipeline`, scheduled by `service`.
 
+pub mod alerts;
 pub mod article;
 pub mod commands;
 pub mod config;

@@ -6,7 +6,8 @@
 //!   replaces the workers (a bad file keeps the old ones running).
 //! - **Workers** of one generation: a task per feed (poll on its interval with
 //!   jitter, backoff as the pipeline computed it), a delivery task (alerts at
-//!   once, digests on schedule), and a retention task. Each watches a `stop`
+//!   once, digests on schedule), an operator-alerts task (once per poll
+//!   interval, see `alerts`), and a retention task. Each watches a `stop`
 //!   channel and returns when it flips; the pipeline bounds how many polls run
 //!   at once.
 //! - Nothing is lost when a worker is stopped mid-poll: a poll writes in one
@@ -212,10 +213,16 @@ fn spawn_workers(
     set.spawn(delivery_worker(
         Arc::clone(&generation.pipeline),
         Arc::clone(&generation.deliverer),
-        new_items,
+        Arc::clone(&new_items),
         stop.clone(),
         fatal,
         dry_run,
+    ));
+    set.spawn(alerts_worker(
+        Arc::clone(&generation.pipeline),
+        Arc::clone(&generation.deliverer),
+        Arc::clone(&new_items),
+        stop.clone(),
     ));
     set.spawn(retention_worker(Arc::clone(&generation.pipeline), stop));
     set
@@ -379,6 +386,28 @@ async fn delivery_worker(
         }
         if stopping {
             return;
+        }
+    }
+}
+
+/// Judges the operator alerts once per poll cycle (`poll.interval`), after
+/// the first cycle has had its chance to run; wakes the delivery worker
+/// when a notice for the admin chat was queued.
+async fn alerts_worker(
+    pipeline: Arc<Pipeline>,
+    deliverer: Arc<Deliverer>,
+    wake_delivery: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = pipeline.config().poll.interval;
+    loop {
+        if sleep_or_stop(every, &mut stop).await {
+            return;
+        }
+        let queued =
+            crate::alerts::check(pipeline.store(), pipeline.config(), deliverer.admin_destination()).await;
+        if queued {
+            wake_delivery.notify_one();
         }
     }
 }

@@ -156,7 +156,8 @@ pub struct DestinationReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DestinationStatus {
     pub destination: String,
-    /// Relevant items not yet delivered there (after its tag filter).
+    /// Relevant items not yet delivered there (after its tag filter); for
+    /// the admin chat, which takes no items, notices not yet delivered.
     pub pending: usize,
     pub delivered: u64,
     pub last_digest_at: Option<Timestamp>,
@@ -183,12 +184,30 @@ pub fn destination_status(store: &Store, config: &Config) -> Result<Vec<Destinat
     if wanted.is_empty() {
         wanted.push((CONSOLE.to_string(), Vec::new()));
     }
+    // The admin chat takes no items: what it is owed is notices.
+    let notice_only = config
+        .telegram
+        .admin_chat
+        .as_ref()
+        .map(telegram_id)
+        .filter(|admin| {
+            !config
+                .telegram
+                .chats
+                .iter()
+                .any(|c| telegram_id(&c.chat) == *admin)
+        });
     wanted
         .into_iter()
         .map(|(id, tags)| {
             let row = known.iter().find(|r| r.id == id).cloned().unwrap_or_default();
+            let pending = if notice_only.as_ref() == Some(&id) {
+                store.pending_notice_count(&id)? as usize
+            } else {
+                store.pending_items(&id, &tags)?.len()
+            };
             Ok(DestinationStatus {
-                pending: store.pending_items(&id, &tags)?.len(),
+                pending,
                 delivered: store.delivered_count(&id)?,
                 destination: id,
                 last_digest_at: row.last_digest_at,
@@ -264,6 +283,9 @@ struct ChannelState {
 /// Sends alerts and digests; built once per process.
 pub struct Deliverer {
     destinations: Vec<Destination>,
+    /// Where operator alerts are queued (`telegram:<admin_chat>`), when
+    /// there is a token and an admin chat.
+    admin: Option<String>,
     /// Holds the token: this is why `Deliverer` has no derived `Debug`.
     telegram: Option<TelegramClient>,
     digest: DigestConfig,
@@ -305,14 +327,19 @@ impl Deliverer {
                 receives_items: true,
             }]
         };
-        let (destinations, telegram) = match token {
+        let (mut destinations, telegram) = match token {
             None => {
                 eprintln!("no Telegram token (CSTOWATCH_TELEGRAM_TOKEN): printing digests to stdout");
                 (console_only(), None)
             }
-            Some(_) if config.telegram.chats.is_empty() => {
+            Some(token) if config.telegram.chats.is_empty() => {
                 eprintln!("no [telegram] chat configured: printing digests to stdout");
-                (console_only(), None)
+                // Operator alerts still go to Telegram when there is an admin chat.
+                let client = match &config.telegram.admin_chat {
+                    Some(_) => Some(TelegramClient::new(&config.telegram, token)?),
+                    None => None,
+                };
+                (console_only(), client)
             }
             Some(token) => {
                 let client = TelegramClient::new(&config.telegram, token)?;
@@ -330,8 +357,33 @@ impl Deliverer {
                 (destinations, Some(client))
             }
         };
+        // The admin chat takes notices only. When it is also a digest
+        // destination, that destination takes its notices with its digests
+        // (one destination, one outbox row, one pacing): the operator chose
+        // it, but subscribers there will read the alerts, so say so.
+        let admin = match (&telegram, &config.telegram.admin_chat) {
+            (Some(_), Some(chat)) => {
+                let id = telegram_id(chat);
+                if destinations.iter().any(|d| d.id == id) {
+                    tracing::warn!(
+                        destination = id,
+                        "admin_chat is also a digest destination: operator alerts will be posted there too"
+                    );
+                } else {
+                    destinations.push(Destination {
+                        id: id.clone(),
+                        chat: Some(chat.clone()),
+                        tags: Vec::new(),
+                        receives_items: false,
+                    });
+                }
+                Some(id)
+            }
+            _ => None,
+        };
         Ok(Deliverer {
             destinations,
+            admin,
             telegram,
             digest: config.digest.clone(),
             limits: Limits::TELEGRAM,
@@ -360,6 +412,13 @@ impl Deliverer {
     /// be posted again.) Only for shutting down: this deliverer sends no more.
     pub fn stop_after_current_message(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Where operator alerts are queued: the admin chat's destination id,
+    /// when there is a token and `[telegram] admin_chat`; `None` means the
+    /// log is where the operator hears them.
+    pub fn admin_destination(&self) -> Option<&str> {
+        self.admin.as_deref()
     }
 
     /// The destinations, by id (`console`, `telegram:<chat>`).
@@ -637,8 +696,16 @@ impl Deliverer {
         }
         {
             let (dest, text) = (id.to_string(), text.clone());
+            // A refusal is also remembered as one: operator alerts report it.
+            let refused = matches!(error, SendError::ChatUnavailable(_));
             store
-                .call(move |s| s.record_destination_error(&dest, &text, now))
+                .call(move |s| {
+                    s.record_destination_error(&dest, &text, now)?;
+                    if refused {
+                        s.record_destination_refused(&dest, now)?;
+                    }
+                    Ok(())
+                })
                 .await?;
         }
         self.with_channel(id, |c| {
@@ -684,5 +751,40 @@ mod tests {
         let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, true);
         assert_send(&cycle);
         assert_eq!(deliverer.destination_ids(), vec![CONSOLE]);
+        assert_eq!(deliverer.admin_destination(), None);
+    }
+
+    fn with_token(config: &str) -> Deliverer {
+        let config = Config::from_toml(config, std::path::Path::new("/tmp/cstowatch.toml")).unwrap();
+        Deliverer::new(&config, Some(Token::new("1:secret"))).unwrap()
+    }
+
+    #[test]
+    fn the_admin_chat_takes_notices_only_and_is_never_a_second_destination() {
+        let d = with_token("[telegram]\nchat = \"@news_room\"\nadmin_chat = \"@ops_room\"\n");
+        assert_eq!(
+            d.destination_ids(),
+            vec!["telegram:@news_room", "telegram:@ops_room"]
+        );
+        assert!(!d.destinations[1].receives_items);
+        assert_eq!(d.admin_destination(), Some("telegram:@ops_room"));
+
+        // No channel: digests print to stdout, alerts still reach the admin chat.
+        let d = with_token("[telegram]\nadmin_chat = -100777\n");
+        assert_eq!(d.destination_ids(), vec![CONSOLE, "telegram:-100777"]);
+
+        // The admin chat is also a channel: one destination, taking both.
+        let d = with_token("[telegram]\nchat = \"@news_room\"\nadmin_chat = \"@news_room\"\n");
+        assert_eq!(d.destination_ids(), vec!["telegram:@news_room"]);
+        assert!(d.destinations[0].receives_items);
+        assert_eq!(d.admin_destination(), Some("telegram:@news_room"));
+
+        // Without a token the log is where alerts go.
+        let config = Config::from_toml(
+            "[telegram]\nadmin_chat = \"@ops_room\"\n",
+            std::path::Path::new("/tmp/cstowatch.toml"),
+        )
+        .unwrap();
+        assert_eq!(Deliverer::new(&config, None).unwrap().admin_destination(), None);
     }
 }

@@ -98,7 +98,8 @@ impl Store {
         ensure_feed(&tx, f.name, f.url)?;
         tx.prepare_cached(
             "UPDATE feeds SET last_attempt_at = ?2, last_status = ?3, last_error = ?4, last_error_at = ?2,
-                 consecutive_failures = consecutive_failures + ?5, next_poll_at = ?6, url = ?7
+                 consecutive_failures = consecutive_failures + ?5, next_poll_at = ?6, url = ?7,
+                 failing_since = CASE WHEN ?5 = 1 THEN coalesce(failing_since, ?2) ELSE failing_since END
              WHERE name = ?1",
         )?
         .execute(params![

@@ -130,7 +130,7 @@ impl Store {
         tx.prepare_cached(
             "UPDATE feeds SET url = ?2, etag = ?3, last_modified = ?4,
                  first_success_at = coalesce(first_success_at, ?5), last_success_at = ?5,
-                 last_attempt_at = ?5, last_status = ?6, consecutive_failures = 0,
+                 last_attempt_at = ?5, last_status = ?6, consecutive_failures = 0, failing_since = NULL,
                  next_poll_at = ?7, items_seen = items_seen + ?8,
                  last_warning = CASE WHEN ?6 = '200' THEN ?9 ELSE last_warning END
              WHERE name = ?1",

@@ -9,6 +9,7 @@
 //! poll of a feed is written in one savepoint, so a crash leaves either all
 //! of that poll or none of it.
 
+pub mod alerts;
 pub mod feeds;
 mod handle;
 pub mod items;

@@ -108,6 +108,32 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX notices_unsent ON notices (destination, id) WHERE sent_at IS NULL;
     "#,
+    // 4: operator alerts (`alerts`). When a feed's current failure streak
+    // began (set by the first counted failure, cleared by a success; a feed
+    // already failing at upgrade counts from its last error); when a
+    // destination's current refusal (403, chat not found) began and when it
+    // last refused; and what the operator has been told about each feed or
+    // destination condition, so an alert goes out at most once a day and a
+    // recovery only after its alert; and an index covering the item times
+    // the silence model reads.
+    r#"
+    ALTER TABLE feeds ADD COLUMN failing_since INTEGER;
+    UPDATE feeds SET failing_since = last_error_at WHERE consecutive_failures > 0;
+    ALTER TABLE destinations ADD COLUMN refused_since INTEGER;
+    ALTER TABLE destinations ADD COLUMN refused_at INTEGER;
+    -- Covers the silence model's one read of every item's times: without
+    -- it, that read goes through every stored article's text.
+    CREATE INDEX items_arrivals ON items (feed, first_seen_at, published_at, undated);
+    CREATE TABLE operator_alerts (
+        subject      TEXT NOT NULL,        -- a feed name, or a destination id
+        condition    TEXT NOT NULL,        -- 'failing', 'silent', 'refused'
+        active       INTEGER NOT NULL,     -- the condition holds (as last announced)
+        since        INTEGER NOT NULL,     -- when the announced condition began
+        raised_on    TEXT,                 -- day (digest time zone) of the last alert
+        recovered_on TEXT,                 -- day of the last recovery message
+        PRIMARY KEY (subject, condition)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
