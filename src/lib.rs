@@ -17,6 +17,7 @@ pub mod item;
 pub mod parse;
 pub mod pipeline;
 pub mod problem;
+pub mod report;
 pub mod service;
 pub mod setup;
 pub mod store;
