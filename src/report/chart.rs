@@ -95,7 +95,8 @@ fn draw(report: &WeeklyReport, pixels: &mut [u8]) -> Result<(), Box<dyn std::err
         .margin(24)
         .x_label_area_size(64)
         .y_label_area_size(72)
-        .build_cartesian_2d((0u32..7u32).into_segmented(), 0u32..y_top)?;
+        // Segments 0..=6, one per day, each point at its centre.
+        .build_cartesian_2d((0u32..6u32).into_segmented(), 0u32..y_top)?;
     let day_label = |value: &SegmentValue<u32>| match value {
         SegmentValue::CenterOf(i) => days
             .get(*i as usize)
@@ -118,24 +119,28 @@ fn draw(report: &WeeklyReport, pixels: &mut [u8]) -> Result<(), Box<dyn std::err
         .axis_desc_style((FONT, 24).into_font().color(&BLACK))
         .draw()?;
 
+    let at = |counts: &[u32; 7]| {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (SegmentValue::CenterOf(i as u32), n))
+            .collect::<Vec<_>>()
+    };
+    // Every faint line first, so none is drawn over this week's.
     for (series, colour) in report.series.iter().zip(SERIES_COLOURS) {
-        let (bold, washed) = (rgb(colour), rgb(faint(colour)));
-        let previous_total: u32 = series.previous_week.iter().sum();
-        let this_total: u32 = series.this_week.iter().sum();
-        let at = |counts: &[u32; 7]| {
-            counts
-                .iter()
-                .enumerate()
-                .map(|(i, &n)| (SegmentValue::CenterOf(i as u32), n))
-                .collect::<Vec<_>>()
-        };
+        let washed = rgb(faint(colour));
+        let total: u32 = series.previous_week.iter().sum();
         chart
             .draw_series(LineSeries::new(at(&series.previous_week), washed.stroke_width(3)))?
-            .label(format!("{}, week before: {previous_total}", series.label))
+            .label(format!("{}, week before: {total}", series.label))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 32, y)], washed.stroke_width(3)));
+    }
+    for (series, colour) in report.series.iter().zip(SERIES_COLOURS) {
+        let bold = rgb(colour);
+        let total: u32 = series.this_week.iter().sum();
         chart
             .draw_series(LineSeries::new(at(&series.this_week), bold.stroke_width(5)))?
-            .label(format!("{}: {this_total} stories", series.label))
+            .label(format!("{}: {total} stories", series.label))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 32, y)], bold.stroke_width(5)));
         chart.draw_series(
             at(&series.this_week)
