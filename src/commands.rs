@@ -309,6 +309,18 @@ pub fn run(config_path: &Path, once: bool, dry_run: bool) -> CommandResult {
             .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
             .count();
         tracing::info!(feeds = reports.len(), failed, "poll cycle done");
+        // The weekly report, when its slot has passed and it was not queued
+        // yet; a report that cannot be built must not hold up delivery.
+        let destinations = deliverer
+            .destination_ids()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if let Err(e) =
+            crate::report::queue_due(&store, pipeline.rules(), &config, destinations, Timestamp::now()).await
+        {
+            tracing::error!("cannot queue the weekly report: {e:#}");
+        }
         let report = deliverer
             .deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run)
             .await
