@@ -363,3 +363,38 @@ async fn a_failed_send_photo_is_retried_and_delivered_once() {
         .count();
     assert_eq!(photo_requests, 2, "one refused, one accepted");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn report_week_without_out_posts_the_chart_now_and_nothing_else() {
+    let fake = FakeTelegram::start().await;
+    let server = FeedServer::start();
+    let mut install = install(&server, "");
+    install.run(&["run", "--once", "--dry-run"]).expect_code(0);
+    // The weekly slot off: only the on-demand chart may go out.
+    let config = std::fs::read_to_string(install.config_path()).unwrap();
+    install
+        .write_config(&(config + &format!("[telegram]\napi_url = \"{}\"\nchat = \"{CHANNEL}\"\n", fake.url)));
+    install
+        .env
+        .push(("CSTOWATCH_TELEGRAM_TOKEN".into(), TOKEN.into()));
+
+    install.run(&["report", "--week"]).expect_code(0);
+    let accepted = fake.accepted();
+    assert_eq!(accepted.len(), 1, "the chart only, no digest: {accepted:#?}");
+    let photo = accepted[0].photo.as_ref().expect("a photo");
+    assert_eq!((photo.width, photo.height), (WIDTH, HEIGHT));
+    assert!(
+        accepted[0]
+            .visible
+            .contains(&format!("{STORIES_THIS_WEEK} relevant stories"))
+    );
+    assert_eq!(
+        install.count("SELECT count(*) FROM deliveries"),
+        0,
+        "items stay pending"
+    );
+
+    // Asked again, posted again: each request is its own notice.
+    install.run(&["report", "--week"]).expect_code(0);
+    assert_eq!(photos(&fake).len(), 2);
+}
