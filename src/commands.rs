@@ -324,6 +324,18 @@ pub fn run(config_path: &Path, once: bool, dry_run: bool) -> CommandResult {
             .count();
         tracing::info!(feeds = reports.len(), failed, "poll cycle done");
         crate::alerts::check(&store, &config, deliverer.admin_destination()).await;
+        // The weekly report, when its slot has passed and it was not queued
+        // yet; a report that cannot be built must not hold up delivery.
+        let destinations = deliverer
+            .destination_ids()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if let Err(e) =
+            crate::report::queue_due(&store, pipeline.rules(), &config, destinations, Timestamp::now()).await
+        {
+            tracing::error!("cannot queue the weekly report: {e:#}");
+        }
         let report = deliverer
             .deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run)
             .await
@@ -411,4 +423,65 @@ pub fn review(config_path: &Path, since: std::time::Duration, limit: usize, json
         }
     }
     Ok(())
+}
+
+/// `cstowatch report --week`: the weekly chart of the last seven whole days
+/// (in the digest's time zone). With `--out` (or `--dry-run`) it is written
+/// to a file and nothing is sent; otherwise it is queued for every
+/// destination and sent at once through the outbox, like any notice.
+pub fn report(config_path: &Path, out: Option<&Path>, dry_run: bool) -> CommandResult {
+    let config = load_config(config_path)?;
+    let rules = Arc::new(load_rules(&config)?);
+    let posting = out.is_none() && !dry_run;
+    let deliverer = if posting { Some(deliverer(&config)?) } else { None };
+    let store = StoreHandle::open(&config.state.path)?;
+    runtime()?.block_on(async {
+        let now = Timestamp::now();
+        let week = crate::report::Week::before_time(now, &config.digest)?;
+        let key = week.key();
+        let built = crate::report::build(&store, rules, week).await?;
+        let (report, png) = crate::report::render(built).await?;
+        let caption = report.caption();
+        let summary = format!(
+            "{} ({}×{} PNG, {} KB): {} relevant stories, {}",
+            report.week.title(),
+            crate::report::chart::WIDTH,
+            crate::report::chart::HEIGHT,
+            png.len().div_ceil(1024),
+            report.stories_this_week,
+            report.week.zone_name
+        );
+        let Some(deliverer) = deliverer else {
+            let path = match out {
+                Some(path) => path.to_path_buf(),
+                // `report:2026-W48` → `cstowatch-report-2026-W48.png`, in the working directory.
+                None => PathBuf::from(format!("cstowatch-{}.png", key.replace(':', "-"))),
+            };
+            std::fs::write(&path, &png).with_context(|| format!("cannot write the chart to {}", path.display()))?;
+            println!("wrote {}: {summary}", path.display());
+            if dry_run {
+                println!("caption (dry run: nothing sent):\n{caption}");
+            }
+            return Ok(());
+        };
+        // Its own key per request: asking for the chart again posts it again,
+        // and never stands in for the scheduled report of the same week.
+        let key = format!("{key}:on-demand:{}", now.as_second());
+        let destinations: Vec<String> = deliverer.destination_ids().into_iter().map(String::from).collect();
+        crate::report::queue(&store, destinations, key, caption, png, now).await?;
+        let delivery = deliverer
+            .deliver(&store, now, Mode::NoticesOnly, false)
+            .await
+            .map_err(delivery_failure)?;
+        tracing::info!("{delivery}");
+        let errors: Vec<String> = delivery.errors().map(|(dest, e)| format!("{dest}: {e}")).collect();
+        if !errors.is_empty() {
+            return Err(Failure::Other(anyhow::anyhow!(
+                "the chart was not accepted everywhere; it stays queued and goes out with the next delivery:\n  {}",
+                errors.join("\n  ")
+            )));
+        }
+        eprintln!("posted {summary}");
+        Ok::<_, Failure>(())
+    })
 }

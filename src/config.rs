@@ -40,6 +40,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// When the operator is told about a failing or silent feed.
     pub alerts: AlertsConfig,
+    /// The weekly trend chart.
+    pub report: ReportConfig,
     /// The keyword rules file (default: `rules.toml` beside the config).
     pub rules_path: PathBuf,
 }
@@ -190,6 +192,29 @@ pub enum Schedule {
     Every(Duration),
 }
 
+/// The weekly trend chart (`[report]`): whether the service posts it, and
+/// when, in the digest's time zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    /// Post the chart once a week (off unless the config turns it on: a
+    /// channel's readers should not get images nobody asked for).
+    pub weekly: bool,
+    /// The slot: this weekday at this time (default Monday 09:00). The chart
+    /// covers the seven whole days before the slot's day.
+    pub weekday: jiff::civil::Weekday,
+    pub time: jiff::civil::Time,
+}
+
+impl Default for ReportConfig {
+    fn default() -> ReportConfig {
+        ReportConfig {
+            weekly: false,
+            weekday: jiff::civil::Weekday::Monday,
+            time: jiff::civil::time(9, 0, 0, 0),
+        }
+    }
+}
+
 /// The embedded database.
 #[derive(Debug, Clone)]
 pub struct StateConfig {
@@ -273,6 +298,8 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
+    report: RawReport,
 }
 
 #[derive(Deserialize, Default)]
@@ -359,6 +386,14 @@ struct RawDigest {
     every: Option<Dur>,
     #[serde(default)]
     alert_tags: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    weekly: Option<bool>,
+    /// `"Mon 09:00"`: a weekday and a time of day.
+    at: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -488,6 +523,7 @@ impl Config {
         let telegram = build_telegram(raw.telegram, path, &dir, text, &mut problems);
         let digest = build_digest(raw.digest, path, text, &mut problems);
         let http = build_http(raw.http, path, text, &mut problems);
+        let report = build_report(raw.report, path, text, &mut problems);
 
         let state = StateConfig {
             path: raw
@@ -523,6 +559,7 @@ impl Config {
             state,
             http,
             alerts,
+            report,
             rules_path,
         })
     }
@@ -795,6 +832,51 @@ fn build_digest(raw: RawDigest, path: &Path, text: &str, problems: &mut Vec<Prob
     }
 }
 
+fn build_report(raw: RawReport, path: &Path, text: &str, problems: &mut Vec<Problem>) -> ReportConfig {
+    let mut report = ReportConfig {
+        weekly: raw.weekly.unwrap_or(false),
+        ..ReportConfig::default()
+    };
+    if let Some(at) = raw.at {
+        let line = Some(line_of_offset(text, at.span().start));
+        match parse_weekly_slot(at.get_ref()) {
+            Ok((weekday, time)) => {
+                report.weekday = weekday;
+                report.time = time;
+            }
+            Err(message) => problems.push(Problem::error(path, line, Some("report.at".into()), message)),
+        }
+    }
+    report
+}
+
+/// Parses `"Mon 09:00"` (a weekday in English, short or long, any case, then
+/// `HH:MM`).
+pub fn parse_weekly_slot(text: &str) -> Result<(jiff::civil::Weekday, jiff::civil::Time), String> {
+    use jiff::civil::Weekday;
+    let usage = || format!("invalid weekly slot {text:?}; write a weekday and a time, e.g. \"Mon 09:00\"");
+    let mut parts = text.split_whitespace();
+    let (Some(day), Some(time), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(usage());
+    };
+    let day = day.to_ascii_lowercase();
+    let weekday = [
+        ("mon", Weekday::Monday),
+        ("tue", Weekday::Tuesday),
+        ("wed", Weekday::Wednesday),
+        ("thu", Weekday::Thursday),
+        ("fri", Weekday::Friday),
+        ("sat", Weekday::Saturday),
+        ("sun", Weekday::Sunday),
+    ]
+    .into_iter()
+    .find(|(short, weekday)| day == *short || day == format!("{weekday:?}").to_ascii_lowercase())
+    .map(|(_, weekday)| weekday)
+    .ok_or_else(usage)?;
+    let time = jiff::civil::Time::strptime("%H:%M", time).map_err(|_| usage())?;
+    Ok((weekday, time))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -909,6 +991,21 @@ mod tests {
         let err = load("[alerts]\nsilent_after = \"forever\"\n").unwrap_err();
         assert_eq!(err.0[0].line, Some(2), "{err}");
         assert!(err.to_string().contains("silent_after"), "{err}");
+    }
+
+    #[test]
+    fn the_weekly_report_is_off_by_default_and_its_slot_is_checked() {
+        let c = load("").unwrap();
+        assert_eq!(c.report, ReportConfig::default());
+        assert!(!c.report.weekly);
+        let c = load("[report]\nweekly = true\nat = \"friday 18:30\"\n").unwrap();
+        assert!(c.report.weekly);
+        assert_eq!(c.report.weekday, jiff::civil::Weekday::Friday);
+        assert_eq!(c.report.time, jiff::civil::time(18, 30, 0, 0));
+        let err = load("[digest]\nevery = \"6h\"\n[report]\nweekly = true\nat = \"Mo 9am\"\n").unwrap_err();
+        assert_eq!(err.0[0].line, Some(5), "{err}");
+        assert!(err.0[0].to_string().contains("report.at"), "{err}");
+        assert!(err.0[0].to_string().contains("Mon 09:00"), "{err}");
     }
 
     #[test]

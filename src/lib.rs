@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod parse;
 pub mod pipeline;
 pub mod problem;
+pub mod report;
 pub mod service;
 pub mod setup;
 pub mod store;

@@ -84,6 +84,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The weekly trend chart: relevant stories per day per primary tag over
+    /// the last seven whole days (the week before faint), as a PNG. Posted to
+    /// every destination with its caption unless --out or --dry-run.
+    Report {
+        /// The weekly chart (the one report there is).
+        #[arg(long, required = true)]
+        week: bool,
+        /// Write the PNG to FILE and send nothing.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Write the PNG (to --out, or a file named after the week) and print
+        /// the caption; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a shell completion script on stdout, e.g.
     /// `cstowatch completions bash > /etc/bash_completion.d/cstowatch`.
     Completions {
@@ -153,6 +168,11 @@ fn main() -> ExitCode {
         Command::Run { once, dry_run } => commands::run(&cli.config, once, dry_run),
         Command::Digest { dry_run } => commands::digest(&cli.config, dry_run),
         Command::Review { since, limit, json } => commands::review(&cli.config, since, limit, json),
+        Command::Report {
+            week: _,
+            out,
+            dry_run,
+        } => commands::report(&cli.config, out.as_deref(), dry_run),
         Command::Completions { shell } => {
             print_completions(shell);
             Ok(())

@@ -7,7 +7,8 @@
 //! - **Workers** of one generation: a task per feed (poll on its interval with
 //!   jitter, backoff as the pipeline computed it), a delivery task (alerts at
 //!   once, digests on schedule), an operator-alerts task (once per poll
-//!   interval, see `alerts`), and a retention task. Each watches a `stop`
+//!   interval, see `alerts`), a weekly-report task (queues the chart when
+//!   its slot passes, then wakes delivery), and a retention task. Each watches a `stop`
 //!   channel and returns when it flips; the pipeline bounds how many polls run
 //!   at once.
 //! - Nothing is lost when a worker is stopped mid-poll: a poll writes in one
@@ -224,6 +225,12 @@ fn spawn_workers(
         Arc::clone(&new_items),
         stop.clone(),
     ));
+    set.spawn(report_worker(
+        Arc::clone(&generation.pipeline),
+        Arc::clone(&generation.deliverer),
+        Arc::clone(&new_items),
+        stop.clone(),
+    ));
     set.spawn(retention_worker(Arc::clone(&generation.pipeline), stop));
     set
 }
@@ -408,6 +415,46 @@ async fn alerts_worker(
             crate::alerts::check(pipeline.store(), pipeline.config(), deliverer.admin_destination()).await;
         if queued {
             wake_delivery.notify_one();
+        }
+    }
+}
+
+/// Queues the weekly report (`[report] weekly`) when its slot passes — at
+/// start, the latest slot if its report was never queued (a restart that
+/// missed it) — and wakes the delivery worker to send it. Queueing is
+/// idempotent per week, so a restart or reload never queues it twice.
+async fn report_worker(
+    pipeline: Arc<Pipeline>,
+    deliverer: Arc<Deliverer>,
+    wake_delivery: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    const RETRY_EVERY: Duration = Duration::from_secs(10 * 60);
+    let config = Arc::clone(pipeline.config());
+    if !config.report.weekly {
+        return;
+    }
+    loop {
+        let now = Timestamp::now();
+        let destinations = deliverer
+            .destination_ids()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let queued =
+            crate::report::queue_due(pipeline.store(), pipeline.rules(), &config, destinations, now).await;
+        let next = crate::report::slot::next_slot(&config.report, &config.digest.timezone, now);
+        let mut wait = next.map_or(RETRY_EVERY, until).max(Duration::from_secs(1));
+        match queued {
+            Ok(Some(_)) => wake_delivery.notify_one(),
+            Ok(None) => {}
+            Err(e) => {
+                error!("cannot queue the weekly report, trying again in {RETRY_EVERY:?}: {e:#}");
+                wait = wait.min(RETRY_EVERY);
+            }
+        }
+        if sleep_or_stop(wait, &mut stop).await {
+            return;
         }
     }
 }

@@ -50,6 +50,9 @@ pub enum Mode {
     Scheduled,
     /// Alerts and the digest now, whatever the schedule (`digest`).
     Force,
+    /// Queued notices only, now (`report --week` posting its chart): no
+    /// alert, no digest.
+    NoticesOnly,
 }
 
 /// Why a delivery cycle stopped as a whole. Problems with one destination
@@ -528,15 +531,19 @@ impl Deliverer {
             return Ok(report);
         }
 
-        let (alerts, rest): (Vec<PendingItem>, Vec<PendingItem>) =
-            items.into_iter().partition(|item| self.is_alert(item));
+        let (alerts, rest): (Vec<PendingItem>, Vec<PendingItem>) = match mode {
+            Mode::NoticesOnly => (Vec::new(), Vec::new()),
+            _ => items.into_iter().partition(|item| self.is_alert(item)),
+        };
         let last_digest_at = row.and_then(|r| r.last_digest_at);
         let anchor = last_digest_at.unwrap_or(now);
         // A destination that never had a digest gets one at once (the backfill
         // window already keeps a new channel from being flooded).
         report.digest_due = mode == Mode::Force
-            || last_digest_at
-                .is_none_or(|last| schedule::is_due(&self.digest.schedule, &self.digest.timezone, last, now));
+            || (mode == Mode::Scheduled
+                && last_digest_at.is_none_or(|last| {
+                    schedule::is_due(&self.digest.schedule, &self.digest.timezone, last, now)
+                }));
 
         let mut messages: Vec<Outbound> = notices.into_iter().map(Outbound::Notice).collect();
         messages.extend(alerts.iter().map(|item| {

@@ -168,6 +168,19 @@ impl Store {
         )
     }
 
+    /// Relevant items published in `[from, to)`, posted or not, backfill
+    /// included: the news of a period as the weekly report counts it.
+    pub fn relevant_items_published_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<StoredItem>> {
+        self.stored_items(
+            "WHERE relevant = 1 AND published_at >= ?1 AND published_at < ?2 ORDER BY published_at, id",
+            [to_unix(from), to_unix(to)],
+        )
+    }
+
     fn stored_items(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<StoredItem>> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT id, feed, url, title, summary, content, published_at, tags, score, relevant FROM items {filter}"

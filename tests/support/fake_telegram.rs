@@ -5,6 +5,13 @@
 //! `parameters.retry_after` and a `Retry-After` header), 5xx, 403, 401 and any
 //! 400 on demand, enforces the 429 penalty it gave (noting every request that
 //! arrives inside one), and records every accepted message.
+//!
+//! `sendPhoto` is accepted the way Telegram takes an upload: multipart form
+//! data with the chat, the photo as a file part (named `photo`, or another
+//! part that `photo = "attach://<name>"` points to, as teloxide sends it),
+//! an optional caption checked with the same HTML rules and at most 1024
+//! characters after entity parsing, and an image that must decode as a PNG
+//! (`png` crate). The same scripted failures and 429 penalties apply.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -55,6 +62,32 @@ pub struct Accepted {
     pub link_preview_disabled: bool,
     pub message_id: i64,
     pub at: Instant,
+    /// For `sendPhoto`: the uploaded image (`text` is then its caption).
+    pub photo: Option<Photo>,
+}
+
+/// An image uploaded with `sendPhoto`, decoded.
+#[derive(Debug, Clone)]
+pub struct Photo {
+    pub width: u32,
+    pub height: u32,
+    /// The file as uploaded.
+    pub png: Vec<u8>,
+    /// Pixels as RGB triples, row by row (converted from whatever PNG colour type came).
+    pub rgb: Vec<u8>,
+}
+
+/// Telegram's limit on a caption, in characters after entity parsing.
+pub const CAPTION_LIMIT: usize = 1024;
+
+/// One request the fake understood, before the chat's checks.
+struct Outbound {
+    chat: String,
+    text: String,
+    parse_mode: Option<String>,
+    link_preview_disabled: bool,
+    /// `sendPhoto`'s upload, not yet checked.
+    upload: Option<Vec<u8>>,
 }
 
 /// Every `sendMessage` request, whatever the answer.
@@ -185,6 +218,7 @@ fn failure_response(failure: &Failure) -> Option<(StatusCode, String, Option<u32
 async fn handle(
     State(state): State<Arc<Mutex<FakeState>>>,
     Path(path): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let now = Instant::now();
@@ -197,16 +231,22 @@ async fn handle(
         return error(StatusCode::UNAUTHORIZED, "Unauthorized", None);
     }
     // Telegram ignores the case of method names; teloxide sends `SendMessage`.
-    if !method.eq_ignore_ascii_case("sendmessage") {
+    let outbound = if method.eq_ignore_ascii_case("sendmessage") {
+        message_request(&body)
+    } else if method.eq_ignore_ascii_case("sendphoto") {
+        photo_request(headers, body).await
+    } else {
         return error(StatusCode::NOT_FOUND, "Not Found: method not found", None);
-    }
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "Bad Request: invalid JSON", None);
     };
-    let chat = match &request["chat_id"] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return error(StatusCode::BAD_REQUEST, "Bad Request: chat_id is empty", None),
+    let Outbound {
+        chat,
+        text,
+        parse_mode,
+        link_preview_disabled,
+        upload,
+    } = match outbound {
+        Ok(outbound) => outbound,
+        Err(description) => return error(StatusCode::BAD_REQUEST, &description, None),
     };
     let mut s = state.lock().unwrap();
     let penalty = s.penalties.get(&chat).copied().filter(|until| *until > now);
@@ -244,11 +284,14 @@ async fn handle(
                 None,
             ));
         }
-        let text = request["text"].as_str().unwrap_or_default().to_string();
-        let parse_mode = request["parse_mode"].as_str().map(str::to_string);
-        match validate(&text, parse_mode.as_deref()) {
+        let checked = match &upload {
+            None => validate(&text, parse_mode.as_deref()).map(|checked| (checked, None)),
+            Some(upload) => validate_caption(&text, parse_mode.as_deref())
+                .and_then(|checked| Ok((checked, Some(decode_png(upload)?)))),
+        };
+        match checked {
             Err(description) => Err((StatusCode::BAD_REQUEST, description, None)),
-            Ok((visible, links)) => Ok((chat_numeric, text, parse_mode, visible, links)),
+            Ok(((visible, links), photo)) => Ok((chat_numeric, text, parse_mode, visible, links, photo)),
         }
     };
     match answer {
@@ -261,7 +304,7 @@ async fn handle(
             s.requests.push(record);
             error(status, &description, retry_after)
         }
-        Ok((chat_numeric, text, parse_mode, visible, links)) => {
+        Ok((chat_numeric, text, parse_mode, visible, links, photo)) => {
             let message_id = s.next_message_id;
             s.next_message_id += 1;
             s.requests.push(record);
@@ -271,9 +314,10 @@ async fn handle(
                 parse_mode,
                 visible: visible.clone(),
                 links,
-                link_preview_disabled: request["link_preview_options"]["is_disabled"] == Value::Bool(true),
+                link_preview_disabled,
                 message_id,
                 at: now,
+                photo,
             });
             let chat_json = json!({"id": chat_numeric, "type": "channel", "title": "Test channel"});
             let date = std::time::SystemTime::now()
@@ -290,6 +334,116 @@ async fn handle(
             .into_response()
         }
     }
+}
+
+/// A `sendMessage` JSON body.
+fn message_request(body: &[u8]) -> Result<Outbound, String> {
+    let request: Value = serde_json::from_slice(body).map_err(|_| "Bad Request: invalid JSON".to_string())?;
+    let chat = match &request["chat_id"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err("Bad Request: chat_id is empty".into()),
+    };
+    Ok(Outbound {
+        chat,
+        text: request["text"].as_str().unwrap_or_default().to_string(),
+        parse_mode: request["parse_mode"].as_str().map(str::to_string),
+        link_preview_disabled: request["link_preview_options"]["is_disabled"] == Value::Bool(true),
+        upload: None,
+    })
+}
+
+/// A `sendPhoto` multipart body: text fields, and the photo as a file part
+/// named `photo` or named by `photo = "attach://<name>"`.
+async fn photo_request(headers: HeaderMap, body: Bytes) -> Result<Outbound, String> {
+    use axum::extract::{FromRequest, Multipart};
+    let mut request = axum::extract::Request::new(axum::body::Body::from(body));
+    *request.headers_mut() = headers;
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| format!("Bad Request: not multipart form data ({e})"))?;
+    let mut fields: HashMap<String, Vec<u8>> = HashMap::new();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| format!("Bad Request: broken multipart body ({e})"))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let data = field
+            .bytes()
+            .await
+            .map_err(|e| format!("Bad Request: broken multipart body ({e})"))?;
+        fields.insert(name, data.to_vec());
+    }
+    let text = |name: &str| fields.get(name).map(|v| String::from_utf8_lossy(v).into_owned());
+    let chat = text("chat_id")
+        .filter(|c| !c.is_empty())
+        .ok_or("Bad Request: chat_id is empty")?;
+    let photo_field = fields
+        .get("photo")
+        .ok_or("Bad Request: there is no photo in the request")?;
+    let upload = match std::str::from_utf8(photo_field)
+        .ok()
+        .and_then(|v| v.strip_prefix("attach://"))
+    {
+        Some(part) => fields
+            .get(part)
+            .ok_or_else(|| format!("Bad Request: file attach://{part} not found in the request"))?
+            .clone(),
+        None => photo_field.clone(),
+    };
+    Ok(Outbound {
+        chat,
+        text: text("caption").unwrap_or_default(),
+        parse_mode: text("parse_mode"),
+        link_preview_disabled: false,
+        upload: Some(upload),
+    })
+}
+
+/// Telegram's checks on a caption: the parse mode's rules and at most
+/// [`CAPTION_LIMIT`] characters after entity parsing; empty is allowed.
+pub fn validate_caption(caption: &str, parse_mode: Option<&str>) -> Result<(String, Vec<String>), String> {
+    let (visible, links) = match parse_mode {
+        None => (caption.to_string(), Vec::new()),
+        Some(mode) if mode.eq_ignore_ascii_case("html") => parse_html(caption)?,
+        Some(other) => return Err(format!("Bad Request: unsupported parse_mode {other:?}")),
+    };
+    if visible.chars().count() > CAPTION_LIMIT {
+        return Err("Bad Request: message caption is too long".into());
+    }
+    Ok((visible, links))
+}
+
+/// The upload decoded as a PNG, as Telegram refuses an image it cannot process.
+fn decode_png(upload: &[u8]) -> Result<Photo, String> {
+    let refused = |e: png::DecodingError| format!("Bad Request: IMAGE_PROCESS_FAILED ({e})");
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(upload));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(refused)?;
+    let mut pixels = vec![
+        0;
+        reader
+            .output_buffer_size()
+            .ok_or("Bad Request: PHOTO_INVALID_DIMENSIONS")?
+    ];
+    let frame = reader.next_frame(&mut pixels).map_err(refused)?;
+    let pixels = &pixels[..frame.buffer_size()];
+    let rgb = match frame.color_type {
+        png::ColorType::Rgb => pixels.to_vec(),
+        png::ColorType::Rgba => pixels.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        png::ColorType::Grayscale => pixels.iter().flat_map(|&g| [g, g, g]).collect(),
+        png::ColorType::GrayscaleAlpha => pixels.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        png::ColorType::Indexed => {
+            return Err("Bad Request: IMAGE_PROCESS_FAILED (palette not expanded)".into());
+        }
+    };
+    Ok(Photo {
+        width: frame.width,
+        height: frame.height,
+        png: upload.to_vec(),
+        rgb,
+    })
 }
 
 /// Telegram's checks on a message text: byte limit, parse mode, emptiness,
