@@ -106,6 +106,20 @@ async fn wait_until(limit: Duration, what: &str, service: &Service, mut done: im
     }
 }
 
+/// Waits up to `limit` for a message to the admin chat containing `word`.
+async fn wait_for_admin_message(fake: &FakeTelegram, service: &Service, word: &str, limit: Duration) {
+    let what = format!("an admin message with {word:?}");
+    wait_until(limit, &what, service, || count(&admin_messages(fake), word) > 0).await;
+}
+
+/// What a broken feed host answers.
+fn unavailable() -> Route {
+    Route::Status {
+        code: 503,
+        retry_after: None,
+    }
+}
+
 fn assert_no_token(messages: &[Accepted], log: &str) {
     for text in messages.iter().map(|m| m.text.as_str()).chain([log]) {
         assert!(!text.contains(TOKEN), "the token leaked:\n{text}");
@@ -132,15 +146,8 @@ async fn a_feed_failing_for_a_while_gives_one_failing_and_one_recovered_message(
     })
     .await;
 
-    server.set(
-        "/feed",
-        Route::Status {
-            code: 503,
-            retry_after: None,
-        },
-    );
-    let failing = || count(&admin_messages(&fake), "failing:") == 1;
-    wait_until(Duration::from_secs(15), "the failing message", &service, failing).await;
+    server.set("/feed", unavailable());
+    wait_for_admin_message(&fake, &service, "failing:", Duration::from_secs(15)).await;
     let status = install.run(&["status"]);
     status.expect_code(0);
     assert!(
@@ -150,14 +157,7 @@ async fn a_feed_failing_for_a_while_gives_one_failing_and_one_recovered_message(
     );
 
     server.set("/feed", Route::feed(feed, "\"v1\""));
-    let recovered = || count(&admin_messages(&fake), "recovered:") == 1;
-    wait_until(
-        Duration::from_secs(10),
-        "the recovered message",
-        &service,
-        recovered,
-    )
-    .await;
+    wait_for_admin_message(&fake, &service, "recovered:", Duration::from_secs(10)).await;
     // A few more cycles: nothing more is said.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -200,8 +200,7 @@ async fn a_feed_that_stops_publishing_gives_one_silent_message() {
     ));
     let service = Service::start(&install);
     let started = Instant::now();
-    let silent = || count(&admin_messages(&fake), "silent:") == 1;
-    wait_until(Duration::from_secs(15), "the silent message", &service, silent).await;
+    wait_for_admin_message(&fake, &service, "silent:", Duration::from_secs(15)).await;
     assert!(
         started.elapsed() >= Duration::from_secs(4),
         "not before silent_after: {:?}",
@@ -217,14 +216,7 @@ async fn a_feed_that_stops_publishing_gives_one_silent_message() {
     let mut listed = listed.clone();
     listed.push(("6", "Gyumri chess festival ends", Timestamp::now()));
     server.set("/feed", Route::feed(rss(&server, &listed), "\"v2\""));
-    let recovered = || count(&admin_messages(&fake), "recovered:") == 1;
-    wait_until(
-        Duration::from_secs(10),
-        "the recovered message",
-        &service,
-        recovered,
-    )
-    .await;
+    wait_for_admin_message(&fake, &service, "recovered:", Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let messages = admin_messages(&fake);
     assert_eq!(count(&messages, "silent:"), 1, "{messages:#?}");
@@ -258,8 +250,7 @@ async fn a_destination_refusing_messages_gives_one_admin_message() {
         "",
     ));
     let service = Service::start(&install);
-    let refused = || count(&admin_messages(&fake), "refused:") == 1;
-    wait_until(Duration::from_secs(15), "the refused message", &service, refused).await;
+    wait_for_admin_message(&fake, &service, "refused:", Duration::from_secs(15)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let messages = admin_messages(&fake);
@@ -284,13 +275,7 @@ async fn a_destination_refusing_messages_gives_one_admin_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn run_once_from_cron_tells_the_admin_chat_in_the_same_run() {
     let server = FeedServer::start();
-    server.set(
-        "/feed",
-        Route::Status {
-            code: 503,
-            retry_after: None,
-        },
-    );
+    server.set("/feed", unavailable());
     let fake = FakeTelegram::start().await;
     let install = with_token(&config(
         &server,
@@ -314,13 +299,7 @@ async fn run_once_from_cron_tells_the_admin_chat_in_the_same_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_admin_chat_alerts_go_to_the_log_once_and_to_status() {
     let server = FeedServer::start();
-    server.set(
-        "/feed",
-        Route::Status {
-            code: 503,
-            retry_after: None,
-        },
-    );
+    server.set("/feed", unavailable());
     // No token: nothing can be sent; the log and `status` are where the operator looks.
     let install = Install::new(&config(&server, "", "failing_after = \"2s\""));
     let service = Service::start(&install);
