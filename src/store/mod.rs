@@ -14,6 +14,7 @@ mod handle;
 pub mod items;
 pub mod outbox;
 mod schema;
+pub mod stories;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

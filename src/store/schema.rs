@@ -87,6 +87,22 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE items ADD COLUMN undated INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE feeds ADD COLUMN last_warning TEXT;
     "#,
+    // Story grouping: every relevant item joins a story (items from any feed
+    // about one event); stored so restarts and retries keep the grouping,
+    // and so an item joining an already delivered story is shown as "more on".
+    r#"
+    CREATE TABLE stories (
+        id               INTEGER PRIMARY KEY,
+        -- The clearest headline as grouping judged it; frozen once any item
+        -- of the story is delivered, so "more on" names what readers saw.
+        headline_item_id INTEGER
+    );
+    ALTER TABLE items ADD COLUMN story_id INTEGER REFERENCES stories (id);
+    CREATE INDEX items_story ON items (story_id) WHERE story_id IS NOT NULL;
+    -- What the grouping step reads each cycle: relevant items not yet grouped.
+    CREATE INDEX items_ungrouped ON items (published_at)
+        WHERE story_id IS NULL AND relevant = 1 AND status = 'pending';
+    "#,
 ];
 
 /// The schema version this build writes.
