@@ -7,7 +7,9 @@
 //! delivery cycle. Within a cycle each destination gets, in order: its
 //! pending alerts (items with an `alert_tags` tag, one message each, never
 //! repeated in a digest), then — when a digest is due or forced — one digest
-//! of everything else pending, split into as many messages as needed. The
+//! of everything else pending, one entry per story (a story part of which
+//! the destination already received, by digest or alert, comes as "more
+//! on"), split into as many messages as needed. The
 //! first failure stops that destination for the cycle, so items always go
 //! out in their original order; what was not accepted stays pending.
 //!
@@ -32,6 +34,7 @@ use jiff::Timestamp;
 use crate::config::{ChatId, Config, DigestConfig, Token};
 use crate::digest::{self, DigestContext, Limits, Message, schedule};
 use crate::store::outbox::{DeliveryKind, PendingItem};
+use crate::store::stories::DeliveredHeadline;
 use crate::store::{Store, StoreError, StoreHandle};
 use console::Console;
 use outbox::{ChatPacer, Pacing};
@@ -381,7 +384,7 @@ impl Deliverer {
             destination: id.to_string(),
             ..DestinationReport::default()
         };
-        let (row, items) = {
+        let (row, items, mut earlier) = {
             let (id, tags) = (id.to_string(), destination.tags.clone());
             store
                 .call(move |s| {
@@ -390,7 +393,13 @@ impl Deliverer {
                     } else {
                         Some(s.ensure_destination(&id)?)
                     };
-                    Ok((row, s.pending_items(&id, &tags)?))
+                    let items = s.pending_items(&id, &tags)?;
+                    // Stories this destination has seen part of: their new items come as "more on".
+                    let mut stories: Vec<i64> = items.iter().filter_map(|i| i.story_id).collect();
+                    stories.sort_unstable();
+                    stories.dedup();
+                    let earlier = s.delivered_headlines(&id, &stories)?;
+                    Ok((row, items, earlier))
                 })
                 .await?
         };
@@ -418,10 +427,23 @@ impl Deliverer {
         let mut messages: Vec<(Message, DeliveryKind)> = alerts
             .iter()
             .map(|item| {
-                let message = digest::render_alert(item, &self.digest.timezone, self.limits);
+                let message =
+                    digest::render_alert(item, &self.digest.timezone, self.digest.lede, self.limits);
                 (message, DeliveryKind::Alert)
             })
             .collect();
+        // An alert goes out on its own, first; its story's other reports in
+        // this digest are then "more on" it. (When the alert fails, the cycle
+        // stops before the digest, so this never names an unsent alert.)
+        for alert in &alerts {
+            if let Some(story) = alert.story_id {
+                earlier.entry(story).or_insert_with(|| DeliveredHeadline {
+                    item_id: alert.id,
+                    title: alert.title.clone(),
+                    url: alert.url.clone(),
+                });
+            }
+        }
         if report.digest_due && !rest.is_empty() {
             let oldest = rest.iter().map(|i| i.published_at).min().unwrap_or(anchor);
             let ctx = DigestContext {
@@ -429,9 +451,10 @@ impl Deliverer {
                 zone_name: &self.digest.timezone_name,
                 period_start: anchor.min(oldest),
                 period_end: now,
+                lede: self.digest.lede,
             };
             messages.extend(
-                digest::render_digest(&rest, &ctx, self.limits)
+                digest::render_digest(&rest, &earlier, &ctx, self.limits)
                     .into_iter()
                     .map(|m| (m, DeliveryKind::Digest)),
             );
