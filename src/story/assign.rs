@@ -105,8 +105,12 @@ pub async fn group_pending(
 /// failure is logged and delivery goes on, its items shown one per entry
 /// (a digest late for want of grouping helps no reader).
 pub async fn group_before_delivery(store: &StoreHandle, rules: Arc<Rules>) {
+    let started = std::time::Instant::now();
     match group_pending(store, rules, GroupingOptions::default()).await {
-        Ok(report) if report.grouped > 0 => tracing::info!("{report}"),
+        Ok(report) if report.grouped > 0 => {
+            let duration_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(duration_ms, context = report.context, "{report}")
+        }
         Ok(_) => {}
         Err(e) => tracing::error!("story grouping failed, items go out one per digest entry: {e}"),
     }
