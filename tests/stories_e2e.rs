@@ -195,7 +195,7 @@ async fn three_outlets_two_events_two_stories_then_more_on_once() {
     install.run(&["digest"]).expect_code(0);
     assert_eq!(fake.accepted().len(), first.len(), "something posted twice");
     assert_eq!(
-        install.count("SELECT count(DISTINCT story_id) FROM items WHERE relevant = 1"),
+        install.count("SELECT count(DISTINCT story_id) FROM story_items"),
         3
     );
 

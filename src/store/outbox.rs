@@ -99,9 +99,11 @@ impl Store {
     /// of those tags.
     pub fn pending_items(&self, destination: &str, tag_filter: &[String]) -> Result<Vec<PendingItem>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT i.id, i.feed, i.title, i.url, i.published_at, i.tags, i.summary, i.story_id,
+            "SELECT i.id, i.feed, i.title, i.url, i.published_at, i.tags, i.summary, si.story_id,
                     coalesce(s.headline_item_id = i.id, 0)
-             FROM items i LEFT JOIN stories s ON s.id = i.story_id
+             FROM items i
+             LEFT JOIN story_items si ON si.item_id = i.id
+             LEFT JOIN stories s ON s.id = si.story_id
              WHERE i.relevant = 1 AND i.status = 'pending'
                AND NOT EXISTS (SELECT 1 FROM deliveries d
                                WHERE d.item_id = i.id AND d.destination = ?1)

@@ -90,6 +90,9 @@ pub const MIGRATIONS: &[&str] = &[
     // Story grouping: every relevant item joins a story (items from any feed
     // about one event); stored so restarts and retries keep the grouping,
     // and so an item joining an already delivered story is shown as "more on".
+    // Which story an item is in is a narrow table of its own: setting a
+    // column of `items` would rewrite each item's whole row, text and all
+    // (measured: it made grouping 10,000 items several times slower).
     r#"
     CREATE TABLE stories (
         id               INTEGER PRIMARY KEY,
@@ -97,11 +100,11 @@ pub const MIGRATIONS: &[&str] = &[
         -- of the story is delivered, so "more on" names what readers saw.
         headline_item_id INTEGER
     );
-    ALTER TABLE items ADD COLUMN story_id INTEGER REFERENCES stories (id);
-    CREATE INDEX items_story ON items (story_id) WHERE story_id IS NOT NULL;
-    -- What the grouping step reads each cycle: relevant items not yet grouped.
-    CREATE INDEX items_ungrouped ON items (published_at)
-        WHERE story_id IS NULL AND relevant = 1 AND status = 'pending';
+    CREATE TABLE story_items (
+        item_id  INTEGER PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE,
+        story_id INTEGER NOT NULL REFERENCES stories (id)
+    );
+    CREATE INDEX story_items_story ON story_items (story_id);
     "#,
 ];
 

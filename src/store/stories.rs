@@ -3,9 +3,10 @@
 //! decisions back, and what a digest needs to say "more on" about a story
 //! a destination has already seen.
 //!
-//! A story is a row in `stories`; its items point at it (`items.story_id`).
-//! Grouping writes only items that are still ungrouped, so a story id, once
-//! stored, never changes: restarts and retries render the same stories.
+//! A story is a row in `stories`; `story_items` says which story each
+//! grouped item is in. Grouping writes only items that are still ungrouped,
+//! so a story id, once stored, never changes: restarts and retries render
+//! the same stories.
 
 use std::collections::HashMap;
 
@@ -60,9 +61,12 @@ impl Store {
     /// item delivered before grouping existed keeps no story), oldest first.
     pub fn ungrouped_items(&self) -> Result<Vec<GroupingRow>> {
         self.grouping_rows(
-            "WHERE story_id IS NULL AND relevant = 1 AND status = 'pending'
-               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.item_id = items.id)
-             ORDER BY published_at, id",
+            "FROM items i
+             WHERE i.relevant = 1 AND i.status = 'pending'
+               AND NOT EXISTS (SELECT 1 FROM story_items si WHERE si.item_id = i.id)
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.item_id = i.id)
+             ORDER BY i.published_at, i.id",
+            "NULL",
             params![LEAD_CHARS],
         )
     }
@@ -71,19 +75,29 @@ impl Store {
     /// not): the stories a newly grouped item may join.
     pub fn grouped_items_since(&self, since: Timestamp) -> Result<Vec<GroupingRow>> {
         self.grouping_rows(
-            "WHERE relevant = 1 AND status = 'pending' AND published_at >= ?2
-               AND story_id IS NOT NULL
-             ORDER BY published_at, id",
+            "FROM items i JOIN story_items si ON si.item_id = i.id
+             WHERE i.relevant = 1 AND i.status = 'pending' AND i.published_at >= ?2
+             ORDER BY i.published_at, i.id",
+            "si.story_id",
             params![LEAD_CHARS, to_unix(since)],
         )
     }
 
-    fn grouping_rows(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<GroupingRow>> {
+    /// The columns grouping reads, `story` being the story id's expression.
+    /// Only columns stored before `content` are read (and the body's start
+    /// only when there is no summary), so a long article's overflow pages
+    /// are not walked; `published_at` comes from the `items_relevant` index.
+    fn grouping_rows(
+        &self,
+        from: &str,
+        story: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<GroupingRow>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT id, feed, title, summary,
-                    CASE WHEN trim(summary) = '' THEN substr(content, 1, ?1) ELSE '' END,
-                    published_at, story_id
-             FROM items {filter}"
+            "SELECT i.id, i.feed, i.title, i.summary,
+                    CASE WHEN trim(i.summary) = '' THEN substr(i.content, 1, ?1) ELSE '' END,
+                    i.published_at, {story}
+             {from}"
         ))?;
         let rows = stmt.query_map(params, |r| {
             Ok(GroupingRow {
@@ -100,7 +114,7 @@ impl Store {
     }
 
     /// Writes grouping decisions in one transaction. An item that got a
-    /// story meanwhile keeps it (only `story_id IS NULL` rows are written).
+    /// story meanwhile keeps it.
     /// Returns how many new stories were created.
     pub fn assign_stories(&mut self, assignments: &[StoryAssignment]) -> Result<usize> {
         let tx = self.conn.transaction()?;
@@ -110,11 +124,12 @@ impl Store {
             let mut headline = tx.prepare_cached(
                 "UPDATE stories SET headline_item_id = ?2
                  WHERE id = ?1 AND NOT EXISTS (
-                     SELECT 1 FROM items i JOIN deliveries d ON d.item_id = i.id
-                     WHERE i.story_id = ?1)",
+                     SELECT 1 FROM story_items si JOIN deliveries d ON d.item_id = si.item_id
+                     WHERE si.story_id = ?1)",
             )?;
-            let mut join =
-                tx.prepare_cached("UPDATE items SET story_id = ?2 WHERE id = ?1 AND story_id IS NULL")?;
+            let mut join = tx.prepare_cached(
+                "INSERT INTO story_items (item_id, story_id) VALUES (?1, ?2) ON CONFLICT (item_id) DO NOTHING",
+            )?;
             for assignment in assignments {
                 let story = match assignment.story {
                     Some(story) => {
@@ -145,11 +160,12 @@ impl Store {
         stories: &[i64],
     ) -> Result<HashMap<i64, DeliveredHeadline>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT i.id, i.title, i.url, i.id = s.headline_item_id
-             FROM items i
-             JOIN deliveries d ON d.item_id = i.id AND d.destination = ?1
-             LEFT JOIN stories s ON s.id = i.story_id
-             WHERE i.story_id = ?2
+            "SELECT i.id, i.title, i.url
+             FROM story_items si
+             JOIN items i ON i.id = si.item_id
+             JOIN deliveries d ON d.item_id = si.item_id AND d.destination = ?1
+             LEFT JOIN stories s ON s.id = si.story_id
+             WHERE si.story_id = ?2
              ORDER BY i.id = s.headline_item_id DESC, i.published_at, i.id
              LIMIT 1",
         )?;
@@ -173,7 +189,7 @@ impl Store {
 
 /// Deletes the stories none of whose items is left (retention pruned them).
 pub(super) const DELETE_EMPTY_STORIES: &str =
-    "DELETE FROM stories WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.story_id = stories.id)";
+    "DELETE FROM stories WHERE NOT EXISTS (SELECT 1 FROM story_items si WHERE si.story_id = stories.id)";
 
 #[cfg(test)]
 mod tests {

@@ -294,7 +294,7 @@ mod tests {
             .read(|s| {
                 let mut stmt = s
                     .conn()
-                    .prepare("SELECT story_id FROM items ORDER BY id")
+                    .prepare("SELECT si.story_id FROM items i LEFT JOIN story_items si ON si.item_id = i.id ORDER BY i.id")
                     .unwrap();
                 let ids = stmt.query_map([], |r| r.get(0)).unwrap();
                 Ok(ids.map(Result::unwrap).collect())
