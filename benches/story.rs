@@ -10,13 +10,30 @@
 //!   (48 h) holds about 2,900 of them;
 //! - within 48 hours: the worst case, every item in every other's window.
 //!
+//! And the grouping step as a delivery cycle runs it (`story::assign`:
+//! read the ungrouped items from a real SQLite file, re-tag their title and
+//! lead, group, write the story ids), beside the rest of the cycle those
+//! 10,000 items cost: the pipeline tagging them, storing them, and the
+//! digest of them rendered (a dry run to a sink). All 10,000 are marked
+//! relevant, so every one is grouped and rendered.
+//!
 //! Run: `cargo bench --bench story` (short samples: the machine is shared).
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use cstowatch::config::Config;
+use cstowatch::dedup::DedupKeys;
+use cstowatch::deliver::{Deliverer, Mode};
+use cstowatch::item::Item;
+use cstowatch::pipeline::tag_text;
+use cstowatch::store::StoreHandle;
+use cstowatch::store::items::{NewItem, PollSuccess};
+use cstowatch::story::assign::group_pending;
 use cstowatch::story::{GroupingOptions, StoryItem, group};
 use cstowatch::tag::{Document, Rules};
 use jiff::{SignedDuration, Timestamp};
@@ -94,5 +111,152 @@ fn bench_grouping(c: &mut Criterion) {
     group_bench.finish();
 }
 
-criterion_group!(benches, bench_grouping);
+/// 10,000 items as the pipeline hands them to the store: the labelled texts
+/// cycled, each with its own link (so dedup keeps them all), three feeds,
+/// published over the last 7 days.
+fn pending_items(texts: &[Text], now: Timestamp) -> Vec<Item> {
+    let step = SignedDuration::from_hours(7 * 24) / PENDING as i32;
+    (0..PENDING)
+        .map(|i| {
+            let t = &texts[i % texts.len()];
+            Item {
+                feed: format!("feed {}", i % 3),
+                guid: Some(format!("item-{i}")),
+                url: url::Url::parse(&format!("https://news{}.example/2026/{i}/", i % 3)).ok(),
+                title: t.title.clone(),
+                summary: t.summary.clone(),
+                content: t.content.clone(),
+                published: now - step * (PENDING - i) as i32,
+                updated: None,
+                dated: true,
+                categories: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+fn store_all(store: &StoreHandle, rt: &tokio::runtime::Runtime, items: Vec<NewItem>, now: Timestamp) {
+    rt.block_on(store.call(move |s| {
+        s.record_poll_success(PollSuccess {
+            name: "bench",
+            url: "https://news.example/feed",
+            at: now,
+            status: "200",
+            etag: None,
+            last_modified: None,
+            items,
+            backfill: Duration::from_secs(30 * 86_400),
+            next_poll_at: now,
+            warning: None,
+        })
+    }))
+    .expect("stored");
+}
+
+fn bench_cycle(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = Arc::new(
+        Rules::load(&root.join("config/rules.toml"))
+            .expect("the shipped rules")
+            .0,
+    );
+    let texts = texts();
+    let now = Timestamp::now();
+    let items = pending_items(&texts, now);
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let tagged = || -> Vec<NewItem> {
+        items
+            .iter()
+            .map(|item| {
+                let mut tags = tag_text(&rules, &item.title, &item.summary, &item.content);
+                tags.relevant = true;
+                NewItem {
+                    item: item.clone(),
+                    keys: DedupKeys {
+                        guid: item.guid.clone(),
+                        url: item.url.as_ref().map(|u| u.to_string()),
+                        title: None,
+                        text: None,
+                    },
+                    tags,
+                }
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let prepared = dir.path().join("prepared.db");
+    {
+        let store = StoreHandle::open(&prepared).expect("a database");
+        store_all(&store, &rt, tagged(), now);
+    }
+    let copy_of_prepared = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::copy(&prepared, &path).expect("a copy");
+        StoreHandle::open(&path).expect("the copy opens")
+    };
+    let grouped = copy_of_prepared("grouped.db");
+    let report = rt
+        .block_on(group_pending(
+            &grouped,
+            Arc::clone(&rules),
+            GroupingOptions::default(),
+        ))
+        .expect("grouped");
+    println!(
+        "group step: {} items into {} stories",
+        report.grouped, report.new_stories
+    );
+    let config = Config::from_toml("", &dir.path().join("cstowatch.toml")).expect("a config");
+    let deliverer = Deliverer::new(&config, None)
+        .expect("a deliverer")
+        .with_output(Box::new(std::io::sink()));
+
+    let mut bench = c.benchmark_group("cycle_of_10k_pending");
+    bench
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(15));
+    bench.bench_function("pipeline_tags_them", |b| b.iter(|| black_box(tagged())));
+    let mut n = 0;
+    bench.bench_function("store_writes_them", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                (
+                    StoreHandle::open(&dir.path().join(format!("write{n}.db"))).expect("a database"),
+                    tagged(),
+                )
+            },
+            |(store, items)| store_all(&store, &rt, items, now),
+            BatchSize::PerIteration,
+        )
+    });
+    let mut n = 0;
+    bench.bench_function("group_step", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                copy_of_prepared(&format!("group{n}.db"))
+            },
+            |store| {
+                rt.block_on(group_pending(
+                    &store,
+                    Arc::clone(&rules),
+                    GroupingOptions::default(),
+                ))
+                .expect("grouped")
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    bench.bench_function("digest_renders_them", |b| {
+        b.iter(|| {
+            rt.block_on(deliverer.deliver(&grouped, Timestamp::now(), Mode::Force, true))
+                .expect("rendered")
+        })
+    });
+    bench.finish();
+}
+
+criterion_group!(benches, bench_grouping, bench_cycle);
 criterion_main!(benches);

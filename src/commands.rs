@@ -18,6 +18,7 @@ pub use crate::setup::{CommandResult, Failure};
 use crate::setup::{load_config, load_rules, problems_failure, runtime, unknown_config_tags};
 use crate::store::StoreHandle;
 use crate::store::items::ItemTags;
+use crate::story::assign::group_before_delivery;
 use crate::tag::Rules;
 
 /// `cstowatch check`: every problem in config and rules, with file and line.
@@ -289,10 +290,16 @@ fn delivery_failure(e: DeliveryError) -> Failure {
 /// `cstowatch digest`: everything pending, now.
 pub fn digest(config_path: &Path, dry_run: bool) -> CommandResult {
     let config = load_config(config_path)?;
+    let rules = Arc::new(load_rules(&config)?);
     let deliverer = deliverer(&config)?;
     let store = StoreHandle::open(&config.state.path)?;
     let report = runtime()?
-        .block_on(deliverer.deliver(&store, Timestamp::now(), Mode::Force, dry_run))
+        .block_on(async {
+            group_before_delivery(&store, rules).await;
+            deliverer
+                .deliver(&store, Timestamp::now(), Mode::Force, dry_run)
+                .await
+        })
         .map_err(delivery_failure)?;
     tracing::info!("{report}");
     // `digest` is an explicit "send now": a destination that failed is a failed command.
@@ -316,13 +323,14 @@ pub fn run(config_path: &Path, once: bool, dry_run: bool) -> CommandResult {
     let deliverer = deliverer(&config)?;
     let store = StoreHandle::open(&config.state.path)?;
     runtime()?.block_on(async {
-        let pipeline = Arc::new(Pipeline::new(Arc::clone(&config), rules, store.clone()).await?);
+        let pipeline = Arc::new(Pipeline::new(Arc::clone(&config), Arc::clone(&rules), store.clone()).await?);
         let reports = pipeline.poll_all().await?;
         let failed = reports
             .iter()
             .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
             .count();
         tracing::info!(feeds = reports.len(), failed, "poll cycle done");
+        group_before_delivery(&store, rules).await;
         crate::alerts::check(&store, &config, deliverer.admin_destination()).await;
         // The weekly report, when its slot has passed and it was not queued
         // yet; a report that cannot be built must not hold up delivery.

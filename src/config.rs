@@ -183,6 +183,9 @@ pub struct DigestConfig {
     pub schedule: Schedule,
     /// Items carrying any of these tags are posted at once, as single messages.
     pub alert_tags: Vec<String>,
+    /// A one-line lede (the first sentence of the feed's summary) under each
+    /// story's headline; `lede = false` turns it off.
+    pub lede: bool,
 }
 
 /// Digest schedule: fixed times of day, or a fixed period.
@@ -386,6 +389,7 @@ struct RawDigest {
     every: Option<Dur>,
     #[serde(default)]
     alert_tags: Vec<String>,
+    lede: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -829,6 +833,7 @@ fn build_digest(raw: RawDigest, path: &Path, text: &str, problems: &mut Vec<Prob
         timezone_name,
         schedule,
         alert_tags: raw.alert_tags,
+        lede: raw.lede.unwrap_or(true),
     }
 }
 

@@ -3,8 +3,8 @@
 //! digests to Telegram.
 //!
 //! The modules follow the pipeline (SPEC.md): `fetch` → `parse` → `article`
-//! → `dedup` → `tag` → `store` → `digest` → `deliver`, run in order by
-//! `pipeline`, scheduled by `service`.
+//! → `dedup` → `tag` → `store` → `story` (grouping, at digest time) →
+//! `digest` → `deliver`, run in order by `pipeline`, scheduled by `service`.
 
 pub mod alerts;
 pub mod article;

@@ -38,6 +38,7 @@ use crate::monitor::{self, server};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::setup::{CommandResult, Failure, load_config, load_rules, runtime};
 use crate::store::StoreHandle;
+use crate::story::assign::group_before_delivery;
 
 /// How long shutdown waits for in-flight work before abandoning it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
@@ -350,6 +351,7 @@ async fn delivery_worker(
         let store = pipeline.store().clone();
         let unit = monitor::liveness().delivery.unit();
         let started = std::time::Instant::now();
+        group_before_delivery(&store, pipeline.rules()).await;
         let cycle = deliverer.deliver(&store, Timestamp::now(), Mode::Scheduled, dry_run);
         tokio::pin!(cycle);
         let mut stopping = false;

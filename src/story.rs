@@ -83,6 +83,8 @@
 //! whose match was not clear enough; a bilingual name table would recover
 //! some of them.
 
+pub mod assign;
+
 use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};

@@ -9,7 +9,9 @@
 //! weekly chart — queued in `store::notices`, each recorded sent once
 //! accepted, exactly like items), its pending alerts (items with an `alert_tags` tag, one message each, never
 //! repeated in a digest), then — when a digest is due or forced — one digest
-//! of everything else pending, split into as many messages as needed. The
+//! of everything else pending, one entry per story (a story part of which
+//! the destination already received, by digest or alert, comes as "more
+//! on"), split into as many messages as needed. The
 //! first failure stops that destination for the cycle, so items always go
 //! out in their original order; what was not accepted stays pending.
 //!
@@ -35,6 +37,7 @@ use crate::config::{ChatId, Config, DigestConfig, Token};
 use crate::digest::{self, DigestContext, Limits, Message, schedule};
 use crate::store::notices::Notice;
 use crate::store::outbox::{DeliveryKind, PendingItem};
+use crate::store::stories::DeliveredHeadline;
 use crate::store::{Store, StoreError, StoreHandle};
 use console::Console;
 use outbox::{ChatPacer, Pacing};
@@ -497,7 +500,7 @@ impl Deliverer {
             destination: id.to_string(),
             ..DestinationReport::default()
         };
-        let (row, items, notices) = {
+        let (row, items, notices, mut earlier) = {
             let (id, tags, receives_items) = (
                 id.to_string(),
                 destination.tags.clone(),
@@ -515,7 +518,12 @@ impl Deliverer {
                     } else {
                         Vec::new()
                     };
-                    Ok((row, items, s.pending_notices(&id)?))
+                    // Stories this destination has seen part of: their new items come as "more on".
+                    let mut stories: Vec<i64> = items.iter().filter_map(|i| i.story_id).collect();
+                    stories.sort_unstable();
+                    stories.dedup();
+                    let earlier = s.delivered_headlines(&id, &stories)?;
+                    Ok((row, items, s.pending_notices(&id)?, earlier))
                 })
                 .await?
         };
@@ -547,9 +555,21 @@ impl Deliverer {
 
         let mut messages: Vec<Outbound> = notices.into_iter().map(Outbound::Notice).collect();
         messages.extend(alerts.iter().map(|item| {
-            let message = digest::render_alert(item, &self.digest.timezone, self.limits);
+            let message = digest::render_alert(item, &self.digest.timezone, self.digest.lede, self.limits);
             Outbound::Items(message, DeliveryKind::Alert)
         }));
+        // An alert goes out on its own, first; its story's other reports in
+        // this digest are then "more on" it. (When the alert fails, the cycle
+        // stops before the digest, so this never names an unsent alert.)
+        for alert in &alerts {
+            if let Some(story) = alert.story_id {
+                earlier.entry(story).or_insert_with(|| DeliveredHeadline {
+                    item_id: alert.id,
+                    title: alert.title.clone(),
+                    url: alert.url.clone(),
+                });
+            }
+        }
         if report.digest_due && !rest.is_empty() {
             let oldest = rest.iter().map(|i| i.published_at).min().unwrap_or(anchor);
             let ctx = DigestContext {
@@ -557,9 +577,10 @@ impl Deliverer {
                 zone_name: &self.digest.timezone_name,
                 period_start: anchor.min(oldest),
                 period_end: now,
+                lede: self.digest.lede,
             };
             let rendering = std::time::Instant::now();
-            let digest = digest::render_digest(&rest, &ctx, self.limits);
+            let digest = digest::render_digest(&rest, &earlier, &ctx, self.limits);
             crate::monitor::metrics().observe_digest_render(rendering.elapsed());
             messages.extend(digest.into_iter().map(|m| Outbound::Items(m, DeliveryKind::Digest)));
         }

@@ -42,6 +42,14 @@ impl Fragment {
         self
     }
 
+    /// Appends text in italics.
+    pub fn italic(&mut self, text: &str) -> &mut Self {
+        self.html.push_str("<i>");
+        self.text(text);
+        self.html.push_str("</i>");
+        self
+    }
+
     /// Appends `text` as a link to `href` (escaped as an attribute value).
     pub fn link(&mut self, href: &str, text: &str) -> &mut Self {
         self.html.push_str("<a href=\"");

@@ -1,23 +1,34 @@
-//! Digests and alerts as Telegram messages: pending items grouped by primary
-//! tag, rendered in Telegram's HTML parse mode, and split into messages that
-//! Telegram accepts — only ever between items.
+//! Digests and alerts as Telegram messages: pending items as one entry per
+//! story, grouped by primary tag, rendered in Telegram's HTML parse mode,
+//! and split into messages that Telegram accepts — only ever between
+//! entries (a story is one unit).
 //!
 //! Layout of a digest message:
 //!
 //! ```text
 //! 🗞 <b>Digest</b> · 22 Nov 21:00 – 23 Nov 09:00 (Asia/Yerevan) · 1/2
 //!
-//! <b>CSTO</b>
+//! <b>Armenia–Azerbaijan</b>
 //!
-//! • <a href="https://…">Title</a>
-//! MassisPost · 23 Nov 08:15 · #armenia_azerbaijan #border
+//! • <a href="https://…">Azerbaijani troops fire on posts near Sotk</a>
+//! <i>The ministry said the shooting lasted twenty minutes.</i>
+//! MassisPost · 23 Nov 08:15 · #border
+//! also: <a href="https://…">EVN Report</a> · <a href="https://…">Jamestown</a>
+//!
+//! • more on: CSTO ministers meet in Minsk without Armenia
+//! new: <a href="https://…">Asbarez</a> · 23 Nov 10:40 · #csto
 //! ```
 //!
-//! An item carrying both primary tags appears once, in the first of its
-//! groups (CSTO), with the other one among its hashtags.
+//! A story carries the union of its items' tags and appears once, in the
+//! first of its groups (CSTO before Armenia–Azerbaijan), with the other
+//! primary tag among its hashtags. The stories come from the grouping step
+//! (`story::assign`), which has stored a story id with every item.
 
 mod html;
+pub mod lede;
 pub mod schedule;
+
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -25,6 +36,7 @@ use jiff::tz::TimeZone;
 pub use html::{Fragment, to_plain_text};
 
 use crate::store::outbox::PendingItem;
+use crate::store::stories::DeliveredHeadline;
 
 /// The primary tags, in the order their groups appear, with their headings.
 pub const PRIMARY_GROUPS: &[(&str, &str)] = &[("csto", "CSTO"), ("armenia-azerbaijan", "Armenia–Azerbaijan")];
@@ -85,15 +97,24 @@ pub struct DigestContext<'a> {
     pub zone_name: &'a str,
     pub period_start: Timestamp,
     pub period_end: Timestamp,
+    /// Whether each entry shows a one-line lede (`digest.lede`).
+    pub lede: bool,
 }
 
-/// Renders `items` (oldest first) as digest messages within `limits`.
-/// Returns no message when there are no items.
-pub fn render_digest(items: &[PendingItem], ctx: &DigestContext<'_>, limits: Limits) -> Vec<Message> {
+/// Renders `items` (oldest first) as digest messages within `limits`: one
+/// entry per story. `earlier` holds, for each story the destination has
+/// already received part of, the item it saw: such a story's items come as
+/// one "more on" entry naming it. Returns no message when there are no items.
+pub fn render_digest(
+    items: &[PendingItem],
+    earlier: &HashMap<i64, DeliveredHeadline>,
+    ctx: &DigestContext<'_>,
+    limits: Limits,
+) -> Vec<Message> {
     if items.is_empty() {
         return Vec::new();
     }
-    let grouped = group(items);
+    let grouped = group(stories(items, earlier));
     let header_base = header(ctx, None);
     // The " · k/n" part numbers only appear when there are several messages;
     // room for them is reserved only then, so a lone message may use every
@@ -104,7 +125,7 @@ pub fn render_digest(items: &[PendingItem], ctx: &DigestContext<'_>, limits: Lim
             header_base.chars() + reserve + body.chars() <= limits.max_chars
                 && header_base.bytes() + reserve + 1 + body.bytes() <= limits.max_bytes
         };
-        let bodies = split(&grouped, ctx.zone, &fits);
+        let bodies = split(&grouped, ctx, &fits);
         let needed = part_suffix_chars(bodies.len());
         if needed <= reserve {
             break bodies;
@@ -128,18 +149,19 @@ pub fn render_digest(items: &[PendingItem], ctx: &DigestContext<'_>, limits: Lim
         .collect()
 }
 
-/// The item pieces packed greedily into message bodies that satisfy `fits`,
-/// breaking only between items; each body starts with a group heading.
+/// The entries packed greedily into message bodies that satisfy `fits`,
+/// breaking only between entries (a story is one unit); each body starts
+/// with a group heading.
 fn split(
     grouped: &[Group<'_>],
-    zone: &TimeZone,
+    ctx: &DigestContext<'_>,
     fits: &dyn Fn(&Fragment) -> bool,
 ) -> Vec<(Fragment, Vec<i64>)> {
     let mut bodies: Vec<(Fragment, Vec<i64>)> = Vec::new();
     let mut body = Fragment::new();
     let mut ids = Vec::new();
-    for (label, group_items) in grouped {
-        for (position, (item, shown_tag)) in group_items.iter().enumerate() {
+    for (label, entries) in grouped {
+        for (position, entry) in entries.iter().enumerate() {
             let heading = |continued: bool| {
                 let mut h = Fragment::new();
                 h.text("\n\n").bold(label);
@@ -151,20 +173,20 @@ fn split(
             };
             let starts_group = position == 0;
             let mut piece = if starts_group { heading(false) } else { separator() };
-            piece.append(&render_item(item, shown_tag, zone));
+            piece.append(&render_entry(entry, ctx.zone, &Trim::full(ctx.lede)));
             let mut candidate = body.clone();
             candidate.append(&piece);
             if !ids.is_empty() && !fits(&candidate) {
                 bodies.push((std::mem::take(&mut body), std::mem::take(&mut ids)));
                 candidate = heading(!starts_group);
-                candidate.append(&render_item(item, shown_tag, zone));
+                candidate.append(&render_entry(entry, ctx.zone, &Trim::full(ctx.lede)));
             }
             if !fits(&candidate) {
-                // Alone in a message and still too long: shorten the title until it fits.
-                candidate = shortened_to_fit(item, shown_tag, zone, &heading(!starts_group), fits);
+                // Alone in a message and still too long: shorten it until it fits.
+                candidate = shortened_to_fit(entry, ctx.zone, ctx.lede, &heading(!starts_group), fits);
             }
             body = candidate;
-            ids.push(item.id);
+            ids.extend(entry.item_ids());
         }
     }
     bodies.push((body, ids));
@@ -186,17 +208,20 @@ fn part_suffix_chars(total: usize) -> usize {
     " · ".chars().count() + 2 * digits + 1
 }
 
-/// Renders one item as an alert: a message of its own, sent at once.
-pub fn render_alert(item: &PendingItem, zone: &TimeZone, limits: Limits) -> Message {
-    let (label, shown_tag) = group_of(item);
+/// Renders one item as an alert: a message of its own, sent at once (an
+/// alert is never grouped: it is urgent, and its story's other reports come
+/// later as "more on" in the digest).
+pub fn render_alert(item: &PendingItem, zone: &TimeZone, lede: bool, limits: Limits) -> Message {
+    let entry = Entry::new(vec![item], None);
     let mut head = Fragment::new();
-    head.text("🚨 ").bold(&format!("Alert · {label}")).text("\n\n");
+    head.text("🚨 ")
+        .bold(&format!("Alert · {}", entry.label))
+        .text("\n\n");
     let mut message = head.clone();
-    message.append(&render_item(item, &shown_tag, zone));
-    if message.chars() > limits.max_chars || message.bytes() > limits.max_bytes {
-        message = shortened_to_fit(item, &shown_tag, zone, &head, &|f: &Fragment| {
-            f.chars() <= limits.max_chars && f.bytes() <= limits.max_bytes
-        });
+    message.append(&render_entry(&entry, zone, &Trim::full(lede)));
+    let fits = |f: &Fragment| f.chars() <= limits.max_chars && f.bytes() <= limits.max_bytes;
+    if !fits(&message) {
+        message = shortened_to_fit(&entry, zone, lede, &head, &fits);
     }
     Message {
         chars: message.chars(),
@@ -205,38 +230,134 @@ pub fn render_alert(item: &PendingItem, zone: &TimeZone, limits: Limits) -> Mess
     }
 }
 
-/// A group heading and its items, each with the primary tag that put it there.
-type Group<'a> = (&'static str, Vec<(&'a PendingItem, Option<&'static str>)>);
+/// One digest entry: a story, or the new reports of a story the
+/// destination has seen ("more on").
+#[derive(Debug)]
+struct Entry<'a> {
+    /// A new story: its headline item first, then the others in order of
+    /// publication. "More on": the new items in order of publication.
+    items: Vec<&'a PendingItem>,
+    /// What the destination already saw of the story, for "more on".
+    more_on: Option<&'a DeliveredHeadline>,
+    /// The union of the items' tags, primary tags first.
+    tags: Vec<&'a str>,
+    /// The group the entry is listed under, once.
+    label: &'static str,
+    /// The primary tag that put it there (not repeated among its hashtags).
+    shown_tag: Option<&'static str>,
+}
 
-/// Items by group, in [`PRIMARY_GROUPS`] order then "Other"; each item with
-/// the primary tag its group stands for (not repeated among its hashtags).
-fn group(items: &[PendingItem]) -> Vec<Group<'_>> {
-    let mut groups: Vec<(&'static str, Vec<_>)> = PRIMARY_GROUPS
+impl<'a> Entry<'a> {
+    fn new(items: Vec<&'a PendingItem>, more_on: Option<&'a DeliveredHeadline>) -> Entry<'a> {
+        let mut tags: Vec<&str> = Vec::new();
+        for tag in items.iter().flat_map(|i| &i.tags) {
+            if !tags.contains(&tag.as_str()) {
+                tags.push(tag);
+            }
+        }
+        // Stable: the primary tags first, the others in the order the items gave them.
+        tags.sort_by_key(|t| !PRIMARY_GROUPS.iter().any(|(p, _)| p == t));
+        let (label, shown_tag) = group_of(&tags);
+        Entry {
+            items,
+            more_on,
+            tags,
+            label,
+            shown_tag,
+        }
+    }
+
+    fn item_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.items.iter().map(|i| i.id)
+    }
+
+    /// When the story broke, as far as this entry shows it.
+    fn first_published(&self) -> Timestamp {
+        self.items
+            .iter()
+            .map(|i| i.published_at)
+            .min()
+            .unwrap_or(Timestamp::MIN)
+    }
+
+    /// The lede: the first sentence of the headline item's summary, or of
+    /// the next item's that has one.
+    fn lede(&self) -> Option<String> {
+        let title = match self.more_on {
+            Some(earlier) => &earlier.title,
+            None => &self.items.first()?.title,
+        };
+        self.items.iter().find_map(|i| lede::lede(&i.summary, title))
+    }
+}
+
+/// Pending items as entries, one per story. A story's headline is the item
+/// grouping judged clearest (the one most like the other reports: it says
+/// what they have in common, see `story`), or, when that item is not among
+/// these, the first to report it. Items the grouping step has not seen are
+/// entries of their own.
+fn stories<'a>(items: &'a [PendingItem], earlier: &'a HashMap<i64, DeliveredHeadline>) -> Vec<Entry<'a>> {
+    let mut by_story: Vec<(Option<i64>, Vec<&PendingItem>)> = Vec::new();
+    let mut slot: HashMap<i64, usize> = HashMap::new();
+    for item in items {
+        match item.story_id {
+            Some(story) => match slot.get(&story) {
+                Some(&i) => by_story[i].1.push(item),
+                None => {
+                    slot.insert(story, by_story.len());
+                    by_story.push((Some(story), vec![item]));
+                }
+            },
+            None => by_story.push((None, vec![item])),
+        }
+    }
+    by_story
+        .into_iter()
+        .map(|(story, mut members)| {
+            // Stable: items published at the same second keep their stored order.
+            members.sort_by_key(|i| i.published_at);
+            let more_on = story.and_then(|s| earlier.get(&s));
+            if more_on.is_none()
+                && let Some(h) = members.iter().position(|i| i.story_headline)
+            {
+                let headline = members.remove(h);
+                members.insert(0, headline);
+            }
+            Entry::new(members, more_on)
+        })
+        .collect()
+}
+
+/// A group heading and its entries.
+type Group<'a> = (&'static str, Vec<Entry<'a>>);
+
+/// Entries by group, in [`PRIMARY_GROUPS`] order then "Other", each group
+/// in order of when its stories broke.
+fn group(entries: Vec<Entry<'_>>) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = PRIMARY_GROUPS
         .iter()
         .map(|(_, label)| (*label, Vec::new()))
         .chain(std::iter::once((OTHER_GROUP, Vec::new())))
         .collect();
-    for item in items {
-        let (label, tag) = group_of(item);
-        if let Some(g) = groups.iter_mut().find(|(l, _)| *l == label) {
-            g.1.push((item, tag));
+    for entry in entries {
+        if let Some(g) = groups.iter_mut().find(|(l, _)| *l == entry.label) {
+            g.1.push(entry);
         }
     }
     for (_, members) in &mut groups {
-        // Stable: items published at the same second keep their stored order.
-        members.sort_by_key(|(item, _)| item.published_at);
+        members.sort_by_key(|e| e.first_published());
     }
     groups.retain(|(_, members)| !members.is_empty());
     groups
 }
 
-/// The group heading of an item and the primary tag that put it there: the
-/// first group, in digest order, whose tag the item carries (so an item with
+/// The group heading of a tag list and the primary tag that put it there:
+/// the first group, in digest order, whose tag it carries (so an item with
 /// both primary tags lands in the same group whatever order its tags are in).
-fn group_of(item: &PendingItem) -> (&'static str, Option<&'static str>) {
+fn group_of(tags: &[&str]) -> (&'static str, Option<&'static str>) {
     PRIMARY_GROUPS
         .iter()
-        .find(|(tag, _)| item.tags.iter().any(|t| t == tag))
+        .find(|(tag, _)| tags.contains(tag))
         .map(|(tag, label)| (*label, Some(*tag)))
         .unwrap_or((OTHER_GROUP, None))
 }
@@ -259,70 +380,215 @@ fn short_time(t: Timestamp, zone: &TimeZone) -> String {
     t.to_zoned(zone.clone()).strftime("%-d %b %H:%M").to_string()
 }
 
-fn render_item(item: &PendingItem, shown_tag: &Option<&str>, zone: &TimeZone) -> Fragment {
-    render_item_with_title(item, shown_tag, zone, MAX_TITLE_CHARS)
+/// How much of an entry to show: all of it, or less when it alone does not
+/// fit in a message.
+#[derive(Debug, Clone, Copy)]
+struct Trim {
+    max_title: usize,
+    lede: bool,
+    /// Outlet links shown after the headline; the rest are counted ("+3 more").
+    max_links: usize,
 }
 
-/// The item with its title cut to at most `max_title` characters (with "…").
-fn render_item_with_title(
-    item: &PendingItem,
-    shown_tag: &Option<&str>,
-    zone: &TimeZone,
-    max_title: usize,
-) -> Fragment {
-    let title = truncate(item.title.trim(), max_title);
-    let title = if title.is_empty() {
-        "(untitled)".to_string()
-    } else {
-        title
-    };
+impl Trim {
+    fn full(lede: bool) -> Trim {
+        Trim {
+            max_title: MAX_TITLE_CHARS,
+            lede,
+            max_links: usize::MAX,
+        }
+    }
+}
+
+/// One entry:
+///
+/// ```text
+/// • <a href="…">Headline</a>
+/// Lede: the first sentence of the best summary.
+/// MassisPost · 23 Nov 08:15 · #border
+/// also: <a href="…">EVN Report</a> · <a href="…">Jamestown</a>
+/// ```
+///
+/// or, for a story the destination has seen:
+///
+/// ```text
+/// • more on: Headline it saw
+/// Lede of the new reports.
+/// new: <a href="…">Asbarez</a> · 24 Nov 10:00 · #border
+/// ```
+fn render_entry(entry: &Entry<'_>, zone: &TimeZone, trim: &Trim) -> Fragment {
     let mut f = Fragment::new();
-    f.text("• ");
-    match linkable(item.url.as_deref()) {
-        Some(href) => f.link(&href, &title),
-        None => f.text(&title),
-    };
-    f.text("\n")
-        .text(&truncate(&item.feed, MAX_SOURCE_CHARS))
-        .text(" · ")
-        .text(&short_time(item.published_at, zone));
-    let hashtags: Vec<String> = item
-        .tags
-        .iter()
-        .filter(|t| Some(t.as_str()) != *shown_tag)
-        .filter_map(|t| hashtag(t))
-        .take(MAX_HASHTAGS)
-        .collect();
-    if !hashtags.is_empty() {
-        f.text(" · ").text(&hashtags.join(" "));
+    let outlets = outlet_labels(&entry.items);
+    let links: Vec<(&PendingItem, &str)>;
+    match entry.more_on {
+        Some(earlier) => {
+            f.text("• more on: ")
+                .text(&shown_title(&earlier.title, trim.max_title));
+            lede_line(&mut f, entry, trim);
+            f.text("\nnew: ");
+            links = entry
+                .items
+                .iter()
+                .copied()
+                .zip(outlets.iter().map(String::as_str))
+                .collect();
+            outlet_links(&mut f, &links, trim.max_links);
+            if let Some(latest) = entry.items.iter().map(|i| i.published_at).max() {
+                f.text(" · ").text(&short_time(latest, zone));
+            }
+            hashtags(&mut f, entry);
+        }
+        None => {
+            let Some(headline) = entry.items.first() else {
+                return f;
+            };
+            let title = shown_title(&headline.title, trim.max_title);
+            f.text("• ");
+            match linkable(headline.url.as_deref()) {
+                Some(href) => f.link(&href, &title),
+                None => f.text(&title),
+            };
+            lede_line(&mut f, entry, trim);
+            f.text("\n")
+                .text(&outlets[0])
+                .text(" · ")
+                .text(&short_time(headline.published_at, zone));
+            hashtags(&mut f, entry);
+            links = entry.items[1..]
+                .iter()
+                .copied()
+                .zip(outlets[1..].iter().map(String::as_str))
+                .collect();
+            if !links.is_empty() {
+                f.text("\nalso: ");
+                outlet_links(&mut f, &links, trim.max_links);
+            }
+        }
     }
     f
 }
 
-/// The longest title that makes `head` + item satisfy `fits`; the title is
-/// shortened, the item never dropped.
+fn shown_title(title: &str, max: usize) -> String {
+    let title = truncate(title.trim(), max);
+    if title.is_empty() {
+        "(untitled)".to_string()
+    } else {
+        title
+    }
+}
+
+fn lede_line(f: &mut Fragment, entry: &Entry<'_>, trim: &Trim) {
+    if trim.lede
+        && let Some(lede) = entry.lede()
+    {
+        f.text("\n").italic(&lede);
+    }
+}
+
+fn hashtags(f: &mut Fragment, entry: &Entry<'_>) {
+    let tags: Vec<String> = entry
+        .tags
+        .iter()
+        .filter(|t| Some(**t) != entry.shown_tag)
+        .filter_map(|t| hashtag(t))
+        .take(MAX_HASHTAGS)
+        .collect();
+    if !tags.is_empty() {
+        f.text(" · ").text(&tags.join(" "));
+    }
+}
+
+/// "EVN Report · Jamestown", each a link to its item; past `max` links, "+N more".
+fn outlet_links(f: &mut Fragment, links: &[(&PendingItem, &str)], max: usize) {
+    for (n, (item, label)) in links.iter().take(max).enumerate() {
+        if n > 0 {
+            f.text(" · ");
+        }
+        match linkable(item.url.as_deref()) {
+            Some(href) => f.link(&href, label),
+            None => f.text(label),
+        };
+    }
+    if links.len() > max {
+        if max > 0 {
+            f.text(" · ");
+        }
+        f.text(&format!("+{} more", links.len() - max));
+    }
+}
+
+/// Each item's outlet as shown: its feed's name, numbered from the second
+/// report of one outlet in the entry ("MassisPost (2)").
+fn outlet_labels(items: &[&PendingItem]) -> Vec<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    items
+        .iter()
+        .map(|item| {
+            let name = truncate(&item.feed, MAX_SOURCE_CHARS);
+            let n = seen.entry(item.feed.as_str()).or_default();
+            *n += 1;
+            if *n == 1 { name } else { format!("{name} ({n})") }
+        })
+        .collect()
+}
+
+/// The entry shortened until `head` + entry satisfies `fits`; never dropped.
+/// In order: a shorter headline (down to 40 characters), then no lede,
+/// then fewer outlet links (the rest counted), then a shorter headline still.
 fn shortened_to_fit(
-    item: &PendingItem,
-    shown_tag: &Option<&str>,
+    entry: &Entry<'_>,
     zone: &TimeZone,
+    lede: bool,
     head: &Fragment,
     fits: &dyn Fn(&Fragment) -> bool,
 ) -> Fragment {
-    let with_title = |max: usize| {
+    const SHORT_TITLE: usize = 40;
+    let with = |trim: Trim| {
         let mut f = head.clone();
-        f.append(&render_item_with_title(item, shown_tag, zone, max));
+        f.append(&render_entry(entry, zone, &trim));
         f
     };
-    let (mut low, mut high) = (1, MAX_TITLE_CHARS);
-    while low < high {
-        let mid = (low + high).div_ceil(2);
-        if fits(&with_title(mid)) {
-            low = mid;
-        } else {
-            high = mid - 1;
+    let links = entry.items.len();
+    let full = Trim::full(lede);
+    // Each step: the largest value of one setting that fits, from `low` to `high`.
+    let largest = |low: usize, high: usize, trim: &dyn Fn(usize) -> Trim| {
+        let (mut low, mut high) = (low, high);
+        while low < high {
+            let mid = (low + high).div_ceil(2);
+            if fits(&with(trim(mid))) {
+                low = mid;
+            } else {
+                high = mid - 1;
+            }
         }
+        low
+    };
+    let short = Trim {
+        max_title: SHORT_TITLE,
+        ..full
+    };
+    if fits(&with(short)) {
+        let max_title = largest(SHORT_TITLE, MAX_TITLE_CHARS, &|m| Trim { max_title: m, ..full });
+        return with(Trim { max_title, ..full });
     }
-    with_title(low)
+    let no_lede = Trim { lede: false, ..short };
+    if fits(&with(no_lede)) {
+        return with(no_lede);
+    }
+    let max_links = largest(0, links, &|n| Trim {
+        max_links: n,
+        ..no_lede
+    });
+    let max_title = largest(1, SHORT_TITLE, &|m| Trim {
+        max_title: m,
+        max_links,
+        ..no_lede
+    });
+    with(Trim {
+        max_title,
+        max_links,
+        ..no_lede
+    })
 }
 
 /// `text` cut to `max` characters, ending in "…" when cut: the one
@@ -393,6 +659,9 @@ mod tests {
             url: Some(format!("https://massispost.com/2026/11/item-{id}/")),
             published_at: ts(published),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            summary: String::new(),
+            story_id: None,
+            story_headline: false,
         }
     }
 
@@ -402,6 +671,7 @@ mod tests {
             zone_name: "Asia/Yerevan",
             period_start: ts("2026-11-22T17:00:00Z"),
             period_end: ts("2026-11-23T05:00:00Z"),
+            lede: true,
         }
     }
 
@@ -423,7 +693,7 @@ mod tests {
             ),
             item(3, "CSTO drills", "2026-11-22T19:00:00Z", &["csto"]),
         ];
-        let messages = render_digest(&items, &ctx(&zone), Limits::TELEGRAM);
+        let messages = render_digest(&items, &HashMap::new(), &ctx(&zone), Limits::TELEGRAM);
         assert_eq!(messages.len(), 1);
         let m = &messages[0];
         assert_eq!(m.item_ids, vec![3, 2, 1]);
@@ -443,7 +713,7 @@ mod tests {
     #[test]
     fn nothing_pending_renders_nothing() {
         let zone = TimeZone::UTC;
-        assert!(render_digest(&[], &ctx(&zone), Limits::TELEGRAM).is_empty());
+        assert!(render_digest(&[], &HashMap::new(), &ctx(&zone), Limits::TELEGRAM).is_empty());
     }
 
     #[test]
@@ -464,7 +734,7 @@ mod tests {
             max_chars: 1000,
             max_bytes: 4000,
         };
-        let messages = render_digest(&items, &ctx(&zone), limits);
+        let messages = render_digest(&items, &HashMap::new(), &ctx(&zone), limits);
         assert!(messages.len() > 3, "{}", messages.len());
         let mut all: Vec<i64> = messages.iter().flat_map(|m| m.item_ids.clone()).collect();
         assert_eq!(all.len(), 70);
@@ -495,7 +765,7 @@ mod tests {
             item(1, "short", "2026-11-22T18:00:00Z", &["csto"]),
             item(2, &"Ա".repeat(20_000), "2026-11-22T19:00:00Z", &["csto"]),
         ];
-        let messages = render_digest(&items, &ctx(&zone), Limits::TELEGRAM);
+        let messages = render_digest(&items, &HashMap::new(), &ctx(&zone), Limits::TELEGRAM);
         let ids: Vec<i64> = messages.iter().flat_map(|m| m.item_ids.clone()).collect();
         assert_eq!(ids, vec![1, 2]);
         assert!(messages.iter().all(|m| m.chars <= 4096));
@@ -505,7 +775,7 @@ mod tests {
             max_chars: 300,
             max_bytes: 2000,
         };
-        let messages = render_digest(&items, &ctx(&zone), tiny);
+        let messages = render_digest(&items, &HashMap::new(), &ctx(&zone), tiny);
         assert_eq!(
             messages
                 .iter()
@@ -521,7 +791,7 @@ mod tests {
                 m.html.len()
             );
         }
-        let alert = render_alert(&items[1], &zone, tiny);
+        let alert = render_alert(&items[1], &zone, true, tiny);
         assert!(alert.chars <= 300 && alert.html.contains("…"));
     }
 
@@ -537,7 +807,7 @@ mod tests {
         evil.url = Some("https://e.example/a?q=\"><b>&x=1".into());
         let mut no_link = item(2, "javascript link", "2026-11-22T18:00:00Z", &["csto"]);
         no_link.url = Some("javascript:alert(1)".into());
-        let messages = render_digest(&[evil, no_link], &ctx(&zone), Limits::TELEGRAM);
+        let messages = render_digest(&[evil, no_link], &HashMap::new(), &ctx(&zone), Limits::TELEGRAM);
         let html = &messages[0].html;
         assert!(
             html.contains("&lt;script&gt;&amp; &quot;x&quot; &lt;/a&gt;"),
@@ -570,6 +840,7 @@ mod tests {
                 &["armenia-azerbaijan", "border"],
             ),
             &zone,
+            true,
             Limits::TELEGRAM,
         );
         assert_eq!(a.item_ids, vec![9]);
@@ -584,5 +855,187 @@ mod tests {
             "{}",
             a.html
         );
+    }
+
+    fn story_item(id: i64, feed: &str, published: &str, story: i64, tags: &[&str]) -> PendingItem {
+        let mut i = item(id, &format!("Report {id}"), published, tags);
+        i.feed = feed.into();
+        i.url = Some(format!(
+            "https://{}.example/{id}",
+            feed.to_lowercase().replace(' ', "-")
+        ));
+        i.story_id = Some(story);
+        i
+    }
+
+    #[test]
+    fn a_story_is_one_entry_with_its_headline_lede_and_also_links() {
+        let zone = TimeZone::UTC;
+        let mut first = story_item(
+            1,
+            "MassisPost",
+            "2026-11-22T18:00:00Z",
+            7,
+            &["armenia-azerbaijan", "border"],
+        );
+        first.summary = "Short.".into();
+        let mut clearest = story_item(
+            2,
+            "EVN Report",
+            "2026-11-22T19:00:00Z",
+            7,
+            &["armenia-azerbaijan", "sotk"],
+        );
+        clearest.title = "Troops fire on posts near Sotk".into();
+        clearest.summary = "Shots & <b>shells</b> hit \"posts\" near Sotk overnight. More later.".into();
+        clearest.story_headline = true;
+        let third = story_item(3, "Jamestown", "2026-11-22T20:00:00Z", 7, &["csto", "border"]);
+        let other = story_item(4, "Asbarez", "2026-11-22T18:30:00Z", 8, &["armenia-azerbaijan"]);
+        let messages = render_digest(
+            &[first, other, clearest, third],
+            &HashMap::new(),
+            &ctx(&zone),
+            Limits::TELEGRAM,
+        );
+        assert_eq!(messages.len(), 1);
+        let m = &messages[0];
+        // The story carries the union of its tags, so it is listed under CSTO, once.
+        let expected = "🗞 <b>Digest</b> · 22 Nov 17:00 – 23 Nov 05:00 (Asia/Yerevan)\n\n\
+            <b>CSTO</b>\n\n\
+            • <a href=\"https://evn-report.example/2\">Troops fire on posts near Sotk</a>\n\
+            <i>Shots &amp; &lt;b&gt;shells&lt;/b&gt; hit &quot;posts&quot; near Sotk overnight.</i>\n\
+            EVN Report · 22 Nov 19:00 · #armenia_azerbaijan #sotk #border\n\
+            also: <a href=\"https://massispost.example/1\">MassisPost</a> · \
+            <a href=\"https://jamestown.example/3\">Jamestown</a>\n\n\
+            <b>Armenia–Azerbaijan</b>\n\n\
+            • <a href=\"https://asbarez.example/4\">Report 4</a>\n\
+            Asbarez · 22 Nov 18:30";
+        assert_eq!(m.html, expected);
+        assert_eq!(m.item_ids, vec![2, 1, 3, 4]);
+        assert_eq!(m.chars, to_plain_text(&m.html).chars().count());
+
+        let mut no_lede = ctx(&zone);
+        no_lede.lede = false;
+        let items = [story_item(5, "A", "2026-11-22T18:00:00Z", 9, &["csto"])];
+        let mut with_summary = items[0].clone();
+        with_summary.summary = "Something happened. Then more.".into();
+        let off = render_digest(
+            &[with_summary.clone()],
+            &HashMap::new(),
+            &no_lede,
+            Limits::TELEGRAM,
+        );
+        assert!(!off[0].html.contains("<i>"), "{}", off[0].html);
+        let on = render_digest(&[with_summary], &HashMap::new(), &ctx(&zone), Limits::TELEGRAM);
+        assert!(
+            on[0].html.contains("<i>Something happened.</i>"),
+            "{}",
+            on[0].html
+        );
+    }
+
+    #[test]
+    fn a_story_seen_before_comes_as_more_on_with_the_new_links() {
+        let zone = TimeZone::UTC;
+        let mut new_report = story_item(5, "Asbarez", "2026-11-23T01:00:00Z", 7, &["armenia-azerbaijan"]);
+        new_report.story_headline = true;
+        let second = story_item(
+            6,
+            "Asbarez",
+            "2026-11-23T02:00:00Z",
+            7,
+            &["armenia-azerbaijan", "border"],
+        );
+        let earlier = HashMap::from([(
+            7,
+            DeliveredHeadline {
+                item_id: 2,
+                title: "Troops fire on posts near Sotk".into(),
+                url: Some("https://evn-report.example/2".into()),
+            },
+        )]);
+        let messages = render_digest(&[new_report, second], &earlier, &ctx(&zone), Limits::TELEGRAM);
+        let m = &messages[0];
+        assert!(
+            m.html.ends_with(
+                "• more on: Troops fire on posts near Sotk\n\
+                 new: <a href=\"https://asbarez.example/5\">Asbarez</a> · \
+                 <a href=\"https://asbarez.example/6\">Asbarez (2)</a> · 23 Nov 02:00 · #border"
+            ),
+            "{}",
+            m.html
+        );
+        assert_eq!(m.item_ids, vec![5, 6]);
+    }
+
+    #[test]
+    fn splitting_never_cuts_a_story() {
+        let zone = TimeZone::UTC;
+        let mut items = Vec::new();
+        for story in 0..30 {
+            for k in 0..3 {
+                let id = story * 3 + k;
+                let mut i = story_item(
+                    id,
+                    &format!("Outlet {k}"),
+                    "2026-11-22T18:00:00Z",
+                    story,
+                    &["csto"],
+                );
+                i.title = format!("Ереван & Баку, раунд {story} — Երևան 🇦🇲 <{k}>");
+                i.summary = format!("The talks went on for hours in round {story}. Nothing more.");
+                items.push(i);
+            }
+        }
+        let limits = Limits {
+            max_chars: 700,
+            max_bytes: 3000,
+        };
+        let messages = render_digest(&items, &HashMap::new(), &ctx(&zone), limits);
+        assert!(messages.len() > 3, "{}", messages.len());
+        let mut all = Vec::new();
+        for m in &messages {
+            assert!(m.chars <= limits.max_chars && m.html.len() <= limits.max_bytes);
+            assert_eq!(m.chars, to_plain_text(&m.html).chars().count());
+            for story in 0..30 {
+                let in_message = m.item_ids.iter().filter(|&&id| id / 3 == story).count();
+                assert!(
+                    in_message == 0 || in_message == 3,
+                    "story {story} cut: {:?}",
+                    m.item_ids
+                );
+            }
+            all.extend(m.item_ids.clone());
+        }
+        all.sort();
+        assert_eq!(all, (0..90).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_story_too_big_for_a_message_loses_links_not_items() {
+        let zone = TimeZone::UTC;
+        let items: Vec<PendingItem> = (0..60)
+            .map(|id| {
+                let mut i = story_item(id, "Feed", "2026-11-22T18:00:00Z", 1, &["csto"]);
+                i.url = Some(format!("https://e.example/{}/{id}", "x".repeat(300)));
+                i.summary = "A lede that will be dropped when room runs out.".into();
+                i
+            })
+            .collect();
+        let limits = Limits {
+            max_chars: 400,
+            max_bytes: 4000,
+        };
+        let messages = render_digest(&items, &HashMap::new(), &ctx(&zone), limits);
+        assert_eq!(messages.len(), 1);
+        let m = &messages[0];
+        assert!(
+            m.chars <= 400 && m.html.len() <= 4000,
+            "{} {}",
+            m.chars,
+            m.html.len()
+        );
+        assert_eq!(m.item_ids.len(), 60, "every item is delivered with its story");
+        assert!(m.html.contains(" more"), "{}", m.html);
     }
 }

@@ -228,7 +228,7 @@ impl Store {
     }
 
     /// Deletes items first seen before `now - retention` (their deliveries go
-    /// with them) and dedup keys older than twice that. Returns items deleted.
+    /// with them, and stories left empty) and dedup keys older than twice that. Returns items deleted.
     pub fn prune(&mut self, now: Timestamp, retention: Duration) -> Result<usize> {
         let item_cutoff = to_unix(now) - retention.as_secs() as i64;
         let key_cutoff = to_unix(now) - (retention * KEY_RETENTION_FACTOR).as_secs() as i64;
@@ -239,6 +239,7 @@ impl Store {
             [item_cutoff],
         )?;
         let deleted = tx.execute("DELETE FROM items WHERE first_seen_at < ?1", [item_cutoff])?;
+        tx.execute(super::stories::DELETE_EMPTY_STORIES, [])?;
         tx.execute(
             "DELETE FROM seen_keys WHERE item_id IS NULL AND first_seen_at < ?1",
             [key_cutoff],

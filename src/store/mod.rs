@@ -16,6 +16,7 @@ pub mod items;
 pub mod notices;
 pub mod outbox;
 mod schema;
+pub mod stories;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -21,6 +21,12 @@ pub struct PendingItem {
     pub published_at: Timestamp,
     /// Tags, primary tags first.
     pub tags: Vec<String>,
+    /// The feed's summary (never the article page's text): the lede comes from it.
+    pub summary: String,
+    /// The story the item is in; `None` until the grouping step has run on it.
+    pub story_id: Option<i64>,
+    /// Whether grouping judged it its story's clearest headline.
+    pub story_headline: bool,
 }
 
 /// A destination's row in `destinations`.
@@ -93,8 +99,11 @@ impl Store {
     /// of those tags.
     pub fn pending_items(&self, destination: &str, tag_filter: &[String]) -> Result<Vec<PendingItem>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT i.id, i.feed, i.title, i.url, i.published_at, i.tags
+            "SELECT i.id, i.feed, i.title, i.url, i.published_at, i.tags, i.summary, si.story_id,
+                    coalesce(s.headline_item_id = i.id, 0)
              FROM items i
+             LEFT JOIN story_items si ON si.item_id = i.id
+             LEFT JOIN stories s ON s.id = si.story_id
              WHERE i.relevant = 1 AND i.status = 'pending'
                AND NOT EXISTS (SELECT 1 FROM deliveries d
                                WHERE d.item_id = i.id AND d.destination = ?1)
@@ -108,11 +117,14 @@ impl Store {
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, bool>(8)?,
             ))
         })?;
         let mut items = Vec::new();
         for row in rows {
-            let (id, feed, title, url, published_at, tags) = row?;
+            let (id, feed, title, url, published_at, tags, summary, story_id, story_headline) = row?;
             let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_else(|e| {
                 // A damaged tag list must not hide the item: it is still relevant.
                 tracing::warn!(
@@ -131,6 +143,9 @@ impl Store {
                 url,
                 published_at: from_unix(published_at),
                 tags,
+                summary,
+                story_id,
+                story_headline,
             });
         }
         Ok(items)

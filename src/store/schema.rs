@@ -134,6 +134,25 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (subject, condition)
     ) WITHOUT ROWID;
     "#,
+    // 5: story grouping. Every relevant item joins a story (items from any feed
+    // about one event); stored so restarts and retries keep the grouping,
+    // and so an item joining an already delivered story is shown as "more on".
+    // Which story an item is in is a narrow table of its own: setting a
+    // column of `items` would rewrite each item's whole row, text and all
+    // (measured: it made grouping 10,000 items several times slower).
+    r#"
+    CREATE TABLE stories (
+        id               INTEGER PRIMARY KEY,
+        -- The clearest headline as grouping judged it; frozen once any item
+        -- of the story is delivered, so "more on" names what readers saw.
+        headline_item_id INTEGER
+    );
+    CREATE TABLE story_items (
+        item_id  INTEGER PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE,
+        story_id INTEGER NOT NULL REFERENCES stories (id)
+    );
+    CREATE INDEX story_items_story ON story_items (story_id);
+    "#,
 ];
 
 /// The schema version this build writes.
