@@ -1,6 +1,8 @@
 //! Story grouping: decides which pending items report the same event, so a
 //! digest can show one entry per story (the clearest headline, then the
-//! other outlets) instead of the same event once per feed.
+//! other outlets) instead of the same event once per feed. This module is
+//! the rule; [`assign`] is the step of a delivery cycle that applies it to
+//! the stored items and records each item's story.
 //!
 //! # The rule
 //!

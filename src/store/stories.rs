@@ -280,4 +280,48 @@ mod tests {
             "the story created for nothing"
         );
     }
+
+    #[test]
+    fn retention_takes_an_items_story_with_it_once_the_story_is_empty() {
+        let mut store = Store::open_in_memory().unwrap();
+        let old = add_item(&store, "old", "", "", 100);
+        let kept = add_item(&store, "kept", "", "", 100);
+        store
+            .conn()
+            .execute(
+                "UPDATE items SET first_seen_at = 10_000_000 WHERE id = ?1",
+                [kept],
+            )
+            .unwrap();
+        store
+            .assign_stories(&[
+                StoryAssignment {
+                    story: None,
+                    items: vec![old],
+                    headline: old,
+                },
+                StoryAssignment {
+                    story: None,
+                    items: vec![kept],
+                    headline: kept,
+                },
+            ])
+            .unwrap();
+        let now = Timestamp::from_second(10_000_000).unwrap();
+        assert_eq!(
+            store.prune(now, std::time::Duration::from_secs(86_400)).unwrap(),
+            1
+        );
+        let left = |sql: &str| -> i64 { store.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(
+            left("SELECT count(*) FROM story_items"),
+            1,
+            "the pruned item's row went with it"
+        );
+        assert_eq!(
+            left("SELECT count(*) FROM stories"),
+            1,
+            "and its story, now empty"
+        );
+    }
 }
