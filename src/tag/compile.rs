@@ -16,9 +16,13 @@ use crate::problem::{Problem, Problems};
 pub struct Rules {
     pub(super) scoring: Scoring,
     pub(super) terms: Vec<TermSpec>,
+    /// Term ids per vocabulary, for `except` phrases (see `TermSpec::except`).
     pub(super) vocabs: Vec<Vec<usize>>,
-    /// For each term, the vocabularies it belongs to.
+    /// For each term, the scored vocabularies it belongs to (see
+    /// [`number_scored_vocabularies`]): where its hits are grouped.
     pub(super) term_vocabs: Table,
+    /// How many vocabularies scoring reads.
+    pub(super) scored_vocabs: usize,
     /// For each automaton pattern, the terms that normalise to it.
     pub(super) pattern_terms: Table,
     /// For each pattern: its length without the padding spaces, its words,
@@ -112,14 +116,12 @@ impl Rules {
             entities,
         } = spec;
         let (vocabs, is_canonical_term) = merge_equal_terms(&terms, vocabs);
-        let canonical = merge_equal_vocabularies(&vocabs, &mut tags, &mut terms);
+        merge_equal_vocabularies(&vocabs, &mut tags, &mut terms);
+        let scored = number_scored_vocabularies(&vocabs, &mut tags);
         let mut term_vocabs = vec![Vec::new(); terms.len()];
-        for (v, ids) in vocabs.iter().enumerate() {
-            if canonical[v] != v {
-                continue;
-            }
-            for &t in ids {
-                term_vocabs[t].push(v as u32);
+        for (group, &v) in scored.iter().enumerate() {
+            for &t in &vocabs[v] {
+                term_vocabs[t].push(group as u32);
             }
         }
         let mut patterns: Vec<String> = Vec::new();
@@ -178,6 +180,7 @@ impl Rules {
             terms,
             vocabs,
             term_vocabs,
+            scored_vocabs: scored.len(),
             pattern_terms,
             pattern_shape,
             is_except_term,
@@ -288,17 +291,49 @@ fn merge_equal_terms(terms: &[TermSpec], mut vocabs: Vec<Vec<usize>>) -> (Vec<Ve
     (vocabs, firsts)
 }
 
+/// Numbers the vocabularies that scoring reads — a tag's terms, `unless`
+/// and `subject`, a rule's slots and `unless` — 0, 1, 2 ... in order of
+/// first use, points the tags and rules at those numbers, and returns the
+/// vocabulary behind each number. The others (a per-language list that
+/// only other lists include, `except` phrases, entities) are never asked
+/// for their hits, so the engine does not group hits for them: fewer
+/// groups to clear and fill per item, fewer entries per hit.
+fn number_scored_vocabularies(vocabs: &[Vec<usize>], tags: &mut [TagSpec]) -> Vec<usize> {
+    let mut number = vec![usize::MAX; vocabs.len()];
+    let mut scored = Vec::new();
+    let mut renumber = |v: &mut usize| {
+        if let Some(n) = number.get_mut(*v) {
+            if *n == usize::MAX {
+                *n = scored.len();
+                scored.push(*v);
+            }
+            *v = *n;
+        }
+    };
+    for tag in tags {
+        renumber(&mut tag.terms);
+        if let Some(u) = tag.unless.as_mut() {
+            renumber(u);
+        }
+        renumber(&mut tag.subject);
+        for rule in &mut tag.rules {
+            for slot in &mut rule.slots {
+                renumber(slot);
+            }
+            if let Some(u) = rule.unless.as_mut() {
+                renumber(u);
+            }
+        }
+    }
+    scored
+}
+
 /// Every rule slot that names a list, and every inline list, is a
 /// vocabulary of its own; equal ones (they are sorted term-id sets) become
 /// one, so a term's hit is recorded once per distinct list and not once per
 /// rule using it ("Armenia" was in seven copies of three lists). Points
-/// tags, rules and `except` at the first of each set of equals, and returns
-/// that first one for every vocabulary.
-fn merge_equal_vocabularies(
-    vocabs: &[Vec<usize>],
-    tags: &mut [TagSpec],
-    terms: &mut [TermSpec],
-) -> Vec<usize> {
+/// tags, rules and `except` at the first of each set of equals.
+fn merge_equal_vocabularies(vocabs: &[Vec<usize>], tags: &mut [TagSpec], terms: &mut [TermSpec]) {
     let mut first_with: std::collections::HashMap<&[usize], usize> = std::collections::HashMap::new();
     let same: Vec<usize> = vocabs
         .iter()
@@ -322,7 +357,6 @@ fn merge_equal_vocabularies(
             except.vocab = canonical(except.vocab);
         }
     }
-    same
 }
 
 #[cfg(test)]

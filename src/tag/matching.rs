@@ -36,7 +36,6 @@ pub(crate) struct Occurrence {
 /// An occurrence seen through one vocabulary (a tag's terms, a list, a slot).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct VocabHit {
-    pub(super) field: Field,
     pub(super) word: u32,
     pub(super) word_end: u32,
     pub(super) occ: u32,
@@ -48,8 +47,6 @@ pub(super) struct Hits {
     pub(super) hits: Vec<VocabHit>,
     /// Group `g` (see [`Hits::group`]) is `hits[offsets[g]..offsets[g + 1]]`.
     pub(super) offsets: Vec<u32>,
-    /// Where the next hit of each group goes, while filling.
-    pub(super) next: Vec<u32>,
 }
 
 impl Hits {
@@ -188,37 +185,37 @@ impl Rules {
     /// The live occurrences seen through every vocabulary they belong to,
     /// grouped by vocabulary, each group in field and word order.
     pub(super) fn vocab_hits(&self, occurrences: &[Occurrence], out: &mut Hits) {
-        let Hits { hits, offsets, next } = out;
-        // One group per vocabulary and field, so a field's hits need no search.
-        let groups = self.vocabs.len() * Field::ALL.len();
+        let Hits { hits, offsets } = out;
+        // One group per vocabulary and field, so a field's hits need no
+        // search. A counting sort: group `g`'s count goes to `offsets[g +
+        // 2]`, so after the running sum `offsets[g + 1]` is where group `g`
+        // starts, and filling moves it on to where `g` ends: `offsets[g]
+        // .. offsets[g + 1]`, with no second cursor array.
+        let groups = self.scored_vocabs * Field::ALL.len();
         offsets.clear();
-        offsets.resize(groups + 1, 0);
+        offsets.resize(groups + 2, 0);
         for o in occurrences.iter().filter(|o| !o.void) {
             for &v in self.term_vocabs.row(o.term as usize) {
-                offsets[Hits::group(v as usize, o.field) + 1] += 1;
+                offsets[Hits::group(v as usize, o.field) + 2] += 1;
             }
         }
         for g in 0..groups {
-            offsets[g + 1] += offsets[g];
+            offsets[g + 2] += offsets[g + 1];
         }
-        next.clear();
-        next.extend_from_slice(offsets);
         let empty = VocabHit {
-            field: Field::Title,
             word: 0,
             word_end: 0,
             occ: 0,
         };
         hits.clear();
-        hits.resize(offsets[groups] as usize, empty);
+        hits.resize(offsets[groups + 1] as usize, empty);
         for (i, o) in occurrences.iter().enumerate() {
             if o.void {
                 continue;
             }
             for &v in self.term_vocabs.row(o.term as usize) {
-                let at = &mut next[Hits::group(v as usize, o.field)];
+                let at = &mut offsets[Hits::group(v as usize, o.field) + 1];
                 hits[*at as usize] = VocabHit {
-                    field: o.field,
                     word: o.word,
                     word_end: o.word_end,
                     occ: i as u32,

@@ -136,7 +136,9 @@ pub(crate) struct Except {
     pub before: u32,
 }
 
-/// A tag, checked.
+/// A tag, checked. Its vocabularies (and its rules') index
+/// [`Spec::vocabs`]; once compiled, they are the numbers scoring groups
+/// hits under (see `compile::number_scored_vocabularies`).
 #[derive(Debug, Clone)]
 pub(crate) struct TagSpec {
     pub name: String,

@@ -93,15 +93,6 @@ impl Layout {
             body_words: content_words - lead_end,
         }
     }
-
-    fn zone_of(&self, h: &VocabHit) -> Zone {
-        match h.field {
-            Field::Title => Zone::Title,
-            Field::Summary => Zone::Summary,
-            Field::Content if h.word < self.lead_end => Zone::Lead,
-            Field::Content => Zone::Body,
-        }
-    }
 }
 
 /// A first paragraph shorter than this is not the lead on its own.
@@ -182,6 +173,35 @@ impl Rules {
             Zone::Summary | Zone::Lead => fw[Field::Summary as usize],
             Zone::Body => fw[Field::Content as usize],
         }
+    }
+
+    /// Vocabulary `vocab`'s hit in the heaviest zone among the `allowed`
+    /// fields, with that zone and its weight; of equals, the last in field
+    /// and word order. Every hit of a zone weighs the same, so only each
+    /// zone's last hit is a candidate: a look per zone, not per hit.
+    fn heaviest_hit<'h>(
+        &self,
+        hits: &'h Hits,
+        vocab: usize,
+        layout: &Layout,
+        allowed: impl Fn(Field) -> bool,
+    ) -> Option<(&'h VocabHit, f64, Zone)> {
+        let mut best: Option<(&VocabHit, f64, Zone)> = None;
+        for zone in Zone::ALL {
+            if !allowed(zone.field()) {
+                continue;
+            }
+            let Some(last) = in_zone(hits, vocab, zone, layout).last() else {
+                continue;
+            };
+            let w = self.zone_weight(zone);
+            // `>=`: a later zone of equal weight wins, as `Iterator::max_by`
+            // keeps the last of equal elements.
+            if best.is_none_or(|(_, b, _)| w.total_cmp(&b).is_ge()) {
+                best = Some((last, w, zone));
+            }
+        }
+        best
     }
 
     /// Scores tag `t`, appending its evidence to `evidence` and their
@@ -276,11 +296,12 @@ impl Rules {
                     }
                 }
                 None => {
-                    let allowed = |h: &&VocabHit| rule.fields[h.field as usize];
-                    if rule
-                        .unless
-                        .is_some_and(|u| hits.of(u).iter().any(|h| allowed(&h)))
-                    {
+                    let allowed = |field: Field| rule.fields[field as usize];
+                    if rule.unless.is_some_and(|u| {
+                        Field::ALL
+                            .iter()
+                            .any(|&f| allowed(f) && !hits.in_field(u, f).is_empty())
+                    }) {
                         continue;
                     }
                     // Each slot's best hit is its hit in the heaviest zone;
@@ -288,21 +309,14 @@ impl Rules {
                     let from = picked.len();
                     let mut weakest: Option<(f64, Zone)> = None;
                     for &s in &rule.slots {
-                        let weight = |h: &VocabHit| self.zone_weight(layout.zone_of(h));
-                        let best = hits
-                            .of(s)
-                            .iter()
-                            .filter(allowed)
-                            .max_by(|a, b| weight(a).total_cmp(&weight(b)));
-                        let Some(best) = best else {
+                        let Some((best, w, zone)) = self.heaviest_hit(hits, s, layout, allowed) else {
                             picked.truncate(from);
                             weakest = None;
                             break;
                         };
                         picked.push(best.occ);
-                        let w = weight(best);
                         if weakest.is_none_or(|(x, _)| w < x) {
-                            weakest = Some((w, layout.zone_of(best)));
+                            weakest = Some((w, zone));
                         }
                     }
                     if let Some((w, zone)) = weakest {
@@ -365,9 +379,14 @@ impl Rules {
         };
         let mut covered = 0;
         let mut last = None;
+        // Hits come in word order: the paragraph count only moves forward.
+        let mut paragraph = 0;
         for h in in_zone(hits, subject, Zone::Body, layout) {
             let segment = if by_paragraph {
-                starts.partition_point(|&p| p <= h.word) as u32
+                while starts.get(paragraph).is_some_and(|&p| p <= h.word) {
+                    paragraph += 1;
+                }
+                paragraph as u32
             } else {
                 (h.word - layout.lead_end) / segment_words
             };
@@ -441,39 +460,54 @@ fn tightest_window(
         }
         Some(last)
     };
+    // The tightest window so far, `(span, start)`: the first found of the
+    // narrowest, starts taken slot by slot in word order.
     let mut best: Option<(u32, u32)> = None;
-    let mut consider = |start: u32, last: u32| {
+    let consider = |best: &mut Option<(u32, u32)>, start: u32, last: u32| {
         let span = last - start;
         if span <= within && best.is_none_or(|(b, _)| span < b) {
-            best = Some((span, start));
+            *best = Some((span, start));
         }
     };
     if slots.len() <= 8 {
         // The starts of one slot come in word order, so where each slot's
         // hits begin only moves forward: a cursor per slot instead of a
         // binary search per start and slot. Same starts, same order.
+        let mut bases = [0usize; 8];
+        let mut at = 0;
+        for (base, s) in bases.iter_mut().zip(slots) {
+            *base = at;
+            at += s.len();
+        }
         for from in slots {
             let mut cursors = [0usize; 8];
             'start: for start in from.iter().map(|h| h.word) {
+                // A window no narrower than the best so far (or wider than
+                // `within`) is not taken, and each slot only widens it:
+                // stop looking as soon as it is. A slot skipped here has
+                // its cursor caught up at the next start.
+                let bound = best.map_or(within, |(span, _)| span.saturating_sub(1).min(within));
                 let mut last = start;
-                let mut at = 0;
-                for (s, cursor) in slots.iter().zip(cursors.iter_mut()) {
+                for ((s, cursor), &base) in slots.iter().zip(cursors.iter_mut()).zip(&bases) {
                     while s.get(*cursor).is_some_and(|h| h.word < start) {
                         *cursor += 1;
                     }
-                    let Some(&(end, _)) = suffix_min.get(at + *cursor).filter(|_| *cursor < s.len()) else {
-                        continue 'start;
+                    let Some(&(end, _)) = suffix_min.get(base + *cursor).filter(|_| *cursor < s.len()) else {
+                        // No hit of this slot from here: nor from any later start.
+                        break 'start;
                     };
-                    at += s.len();
                     last = last.max(end);
+                    if last - start > bound {
+                        continue 'start;
+                    }
                 }
-                consider(start, last);
+                consider(&mut best, start, last);
             }
         }
     } else {
         for start in slots.iter().flat_map(|s| s.iter().map(|h| h.word)) {
             if let Some(last) = window(start, None) {
-                consider(start, last);
+                consider(&mut best, start, last);
             }
         }
     }
@@ -485,7 +519,7 @@ fn tightest_window(
 
 #[cfg(test)]
 mod tests {
-    use super::diminish;
+    use super::{VocabHit, diminish, tightest_window};
     use crate::tag::engine::testing::*;
 
     #[test]
@@ -718,5 +752,83 @@ mod tests {
         // Not about the CSTO: the same passage is background, and the rule does not fire.
         let t = r.tag(&doc("Budget talks", "Officials met on Monday.", &long));
         assert!(!t.tags.contains(&"aa"), "{t:?}");
+    }
+
+    /// The tightest window by its definition: every start of every slot,
+    /// slot by slot in word order, each slot's hit ending first from there,
+    /// the first of the narrowest kept.
+    fn tightest_by_definition(slots: &[&[VocabHit]], within: u32) -> Option<Vec<u32>> {
+        let window = |start: u32| -> Option<(u32, Vec<u32>)> {
+            let mut last = start;
+            let mut picked = Vec::new();
+            for s in slots {
+                let hit = s
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| h.word >= start)
+                    .rev()
+                    .min_by_key(|(_, h)| h.word_end)?;
+                last = last.max(hit.1.word_end);
+                picked.push(s[hit.0].occ);
+            }
+            Some((last, picked))
+        };
+        let mut best: Option<(u32, Vec<u32>)> = None;
+        for s in slots {
+            for h in s.iter() {
+                if let Some((last, picked)) = window(h.word) {
+                    let span = last - h.word;
+                    if span <= within && best.as_ref().is_none_or(|(b, _)| span < *b) {
+                        best = Some((span, picked));
+                    }
+                }
+            }
+        }
+        best.map(|(_, picked)| picked)
+    }
+
+    #[test]
+    fn the_tightest_window_is_the_first_of_the_narrowest() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(n)) as u32
+        };
+        let mut found = 0;
+        let mut scratch = Vec::new();
+        for _ in 0..20_000 {
+            let slot_count = 1 + next(4) as usize;
+            let spread = 1 + next(60);
+            let mut slots: Vec<Vec<VocabHit>> = Vec::new();
+            let mut occ = 0;
+            for _ in 0..slot_count {
+                let mut words: Vec<(u32, u32)> = (0..next(7))
+                    .map(|_| {
+                        let word = next(spread);
+                        (word, word + next(3))
+                    })
+                    .collect();
+                words.sort_unstable();
+                slots.push(
+                    words
+                        .into_iter()
+                        .map(|(word, word_end)| {
+                            occ += 1;
+                            VocabHit { word, word_end, occ }
+                        })
+                        .collect(),
+                );
+            }
+            let slots: Vec<&[VocabHit]> = slots.iter().map(Vec::as_slice).collect();
+            let within = next(12);
+            let mut picked = Vec::new();
+            let fits = tightest_window(&slots, within, &mut picked, &mut scratch);
+            let expected = tightest_by_definition(&slots, within);
+            assert_eq!(fits.then_some(picked), expected, "{slots:?} within {within}");
+            found += usize::from(fits);
+        }
+        assert!(found > 2_000, "windows found: {found}");
     }
 }

@@ -1,0 +1,230 @@
+//! A measuring instrument for work on the tagger, beside the criterion
+//! bench (`benches/tagger.rs`, whose inputs it builds the same way):
+//!
+//! - `tagspeed time N [seeds|news]`: times `Rules::tag` over the bench's
+//!   seeds input (and the ordinary-news input) N times, printing the
+//!   fastest and the median pass. One pass is also what to run under
+//!   `valgrind --tool=callgrind` for an instruction count, which a shared
+//!   machine does not disturb.
+//! - `tagspeed check FILE`: writes the tagging (JSON, with match offsets)
+//!   and the `--explain` text of some 9,000 documents (seed paragraphs in
+//!   each field and mutated, every labelled fixture item five ways, the
+//!   real-feed items) to FILE. Built before and after a change to the
+//!   engine, the two files must be the same bytes.
+//!
+//! Run: `cargo run --release --example tagspeed -- time 20`.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use cstowatch::tag::{Document, Rules, explain::explain};
+
+struct Article {
+    title: String,
+    summary: String,
+    body: String,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn seeds() -> Vec<Article> {
+    let dir = root().join("tests/fixtures/seeds");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tagspeed input")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).expect("tagspeed input");
+            let (title, body) = text.split_once('\n').unwrap_or((&text, ""));
+            Article {
+                title: title.trim().to_string(),
+                summary: String::new(),
+                body: body.to_string(),
+            }
+        })
+        .collect()
+}
+
+fn replicate(seeds: &[Article], bytes: usize) -> (Vec<&Article>, usize) {
+    let mut out = Vec::new();
+    let mut total = 0;
+    for a in seeds.iter().cycle() {
+        if total >= bytes {
+            break;
+        }
+        total += a.title.len() + a.summary.len() + a.body.len();
+        out.push(a);
+    }
+    (out, total)
+}
+
+fn news() -> Vec<Article> {
+    let root = root().join("../shared/realfeeds/corpus");
+    let url = url::Url::parse("https://feeds.example/").expect("tagspeed input");
+    let now = jiff::Timestamp::now();
+    let mut out = Vec::new();
+    for dir in ["feedjira/2009", "feedjira/current", "rsparser", "rss-parser"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths.iter().filter(|p| p.is_file()) {
+            let Ok(bytes) = std::fs::read(path) else { continue };
+            let Ok(feed) = cstowatch::parse::parse_feed(&bytes, None, &url, "bench", now) else {
+                continue;
+            };
+            out.extend(feed.items.into_iter().map(|i| Article {
+                title: i.title,
+                summary: i.summary,
+                body: i.content,
+            }));
+        }
+    }
+    out
+}
+
+fn tag_all(rules: &Rules, docs: &[&Article]) -> usize {
+    docs.iter()
+        .filter(|a| {
+            rules
+                .tag(&Document {
+                    title: &a.title,
+                    summary: &a.summary,
+                    content: &a.body,
+                })
+                .relevant
+        })
+        .count()
+}
+
+fn time(rules: &Rules, docs: &[&Article], total: usize, n: usize, label: &str) {
+    let mut times = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        black_box(tag_all(rules, docs));
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let min = times[0];
+    let med = times[times.len() / 2];
+    println!(
+        "{label}: min {min:.2} ms ({:.0} MB/s)  median {med:.2} ms ({:.0} MB/s)",
+        total as f64 / min / 1e3,
+        total as f64 / med / 1e3
+    );
+}
+
+fn mutate(s: &str, k: usize) -> String {
+    match k % 6 {
+        0 => s.to_uppercase(),
+        1 => s
+            .replace('\'', "&#8217;")
+            .replace(" - ", " &mdash; ")
+            .replace(", ", "&nbsp;, "),
+        2 => s
+            .replace('\'', "\u{2019}")
+            .replace('-', "\u{2013}")
+            .replace(' ', "\u{a0} "),
+        3 => s.replace("e", "e\u{301}").replace("a", "а"),
+        4 => s.replace(". ", ".\n\n"),
+        _ => s.to_lowercase().replace(' ', "  "),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (rules, _) = Rules::load(&root().join("config/rules.toml")).expect("tagspeed input");
+    let seeds = seeds();
+    match args.get(1).map(String::as_str) {
+        Some("time") => {
+            let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20).max(1);
+            let (docs, total) = replicate(&seeds, 10 * 1024 * 1024);
+            let which = args.get(3).map(String::as_str).unwrap_or("both");
+            if which != "news" {
+                time(&rules, &docs, total, n, "seeds");
+            }
+            if which != "seeds" {
+                let news = news();
+                if news.is_empty() {
+                    eprintln!("skipped the news input: ../shared/realfeeds/corpus is absent");
+                } else {
+                    let (nd, nt) = replicate(&news, 10 * 1024 * 1024);
+                    time(&rules, &nd, nt, n, "news ");
+                }
+            }
+        }
+        Some("check") => {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&args[2]).expect("tagspeed input"));
+            let mut docs: Vec<(String, String, String)> = Vec::new();
+            for a in &seeds {
+                docs.push((a.title.clone(), a.summary.clone(), a.body.clone()));
+                let paras: Vec<&str> = a.body.split('\n').filter(|p| !p.trim().is_empty()).collect();
+                for (k, p) in paras.iter().enumerate() {
+                    docs.push((p.to_string(), String::new(), String::new()));
+                    docs.push((String::new(), p.to_string(), String::new()));
+                    docs.push((String::new(), String::new(), p.to_string()));
+                    let m = mutate(p, k);
+                    docs.push((a.title.clone(), String::new(), m.clone()));
+                    docs.push((String::new(), m.clone(), paras[(k + 1) % paras.len()].to_string()));
+                    docs.push((mutate(&a.title, k + 1), String::new(), paras[k..].join("\n")));
+                }
+            }
+            for f in [
+                "tests/fixtures/corpus/dev.jsonl",
+                "tests/fixtures/tagger/blind.jsonl",
+                "tests/fixtures/tagger/challenge.jsonl",
+                "tests/fixtures/tagger/realstyle.jsonl",
+                "tests/fixtures/stories/clusters.jsonl",
+            ] {
+                for line in std::fs::read_to_string(root().join(f))
+                    .expect("tagspeed input")
+                    .lines()
+                {
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                        continue;
+                    };
+                    let g = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+                    let (t, s, c) = (g("title"), g("summary"), g("content"));
+                    docs.push((t.clone(), s.clone(), c.clone()));
+                    docs.push((t.clone(), String::new(), c.clone()));
+                    docs.push((String::new(), String::new(), format!("{t}\n{s}\n{c}")));
+                    docs.push((mutate(&t, 0), mutate(&s, 2), mutate(&c, 4)));
+                    docs.push((mutate(&t, 1), mutate(&s, 3), mutate(&c, 5)));
+                }
+            }
+            for a in news() {
+                docs.push((a.title, a.summary, a.body));
+            }
+            for (i, (t, s, c)) in docs.iter().enumerate() {
+                let doc = Document {
+                    title: t,
+                    summary: s,
+                    content: c,
+                };
+                let tagging = rules.tag(&doc);
+                let (t2, text) = explain(&rules, &format!("doc {i}"), &doc);
+                assert_eq!(tagging, t2);
+                let spans: Vec<(usize, usize)> = tagging.matches.iter().map(|m| (m.start, m.end)).collect();
+                writeln!(
+                    out,
+                    "{}\t{:?}",
+                    serde_json::to_string(&tagging).expect("tagspeed input"),
+                    spans
+                )
+                .expect("tagspeed input");
+                writeln!(out, "{text}").expect("tagspeed input");
+            }
+            eprintln!("{} docs", docs.len());
+        }
+        _ => eprintln!("usage: tagspeed time N [seeds|news] | check FILE"),
+    }
+}
