@@ -335,7 +335,7 @@ pub fn run(config_path: &Path, once: bool, dry_run: bool) -> CommandResult {
         // The weekly report, when its slot has passed and it was not queued
         // yet; a report that cannot be built must not hold up delivery.
         let destinations = deliverer
-            .destination_ids()
+            .reader_destination_ids()
             .into_iter()
             .map(String::from)
             .collect();
@@ -475,7 +475,7 @@ pub fn report(config_path: &Path, out: Option<&Path>, dry_run: bool) -> CommandR
         // Its own key per request: asking for the chart again posts it again,
         // and never stands in for the scheduled report of the same week.
         let key = format!("{key}:on-demand:{}", now.as_second());
-        let destinations: Vec<String> = deliverer.destination_ids().into_iter().map(String::from).collect();
+        let destinations: Vec<String> = deliverer.reader_destination_ids().into_iter().map(String::from).collect();
         crate::report::queue(&store, destinations, key, caption, png, now).await?;
         let delivery = deliverer
             .deliver(&store, now, Mode::NoticesOnly, false)

@@ -439,7 +439,7 @@ async fn report_worker(
     loop {
         let now = Timestamp::now();
         let destinations = deliverer
-            .destination_ids()
+            .reader_destination_ids()
             .into_iter()
             .map(String::from)
             .collect();

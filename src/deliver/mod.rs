@@ -432,6 +432,16 @@ impl Deliverer {
         self.destinations.iter().map(|d| d.id.as_str()).collect()
     }
 
+    /// The destinations readers see — those that take items, so not a
+    /// notice-only admin chat: where the weekly report goes.
+    pub fn reader_destination_ids(&self) -> Vec<&str> {
+        self.destinations
+            .iter()
+            .filter(|d| d.receives_items)
+            .map(|d| d.id.as_str())
+            .collect()
+    }
+
     /// One delivery cycle at `now`: alerts, and the digest when `mode` is
     /// `Force` or the schedule says it is due. With `dry_run` the messages
     /// are printed to stdout and nothing is recorded.
@@ -582,7 +592,11 @@ impl Deliverer {
             let rendering = std::time::Instant::now();
             let digest = digest::render_digest(&rest, &earlier, &ctx, self.limits);
             crate::monitor::metrics().observe_digest_render(rendering.elapsed());
-            messages.extend(digest.into_iter().map(|m| Outbound::Items(m, DeliveryKind::Digest)));
+            messages.extend(
+                digest
+                    .into_iter()
+                    .map(|m| Outbound::Items(m, DeliveryKind::Digest)),
+            );
         }
 
         for outbound in &messages {
@@ -796,6 +810,11 @@ mod tests {
         );
         assert!(!d.destinations[1].receives_items);
         assert_eq!(d.admin_destination(), Some("telegram:@ops_room"));
+        assert_eq!(
+            d.reader_destination_ids(),
+            vec!["telegram:@news_room"],
+            "the weekly chart is for readers, not the admin chat"
+        );
 
         // No channel: digests print to stdout, alerts still reach the admin chat.
         let d = with_token("[telegram]\nadmin_chat = -100777\n");

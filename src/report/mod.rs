@@ -212,6 +212,13 @@ pub struct WeeklyReport {
 }
 
 impl WeeklyReport {
+    /// Whether neither week had a single story.
+    pub fn is_empty(&self) -> bool {
+        self.series
+            .iter()
+            .all(|s| s.this_week.iter().chain(&s.previous_week).all(|&n| n == 0))
+    }
+
     /// Counts `stories` into the days of `week`; stories outside it are ignored.
     pub fn from_stories(week: Week, stories: &[CountedStory]) -> WeeklyReport {
         let mut series: Vec<Series> = PRIMARY_GROUPS
@@ -399,7 +406,18 @@ pub async fn queue_due(
     if missing.is_empty() {
         return Ok(None);
     }
-    let (report, png) = render(build(store, rules, week).await?).await?;
+    let report = build(store, rules, week).await?;
+    if report.is_empty() {
+        // Nothing in either week (a new install, a state pruned to nothing):
+        // a chart of two flat lines at zero tells readers nothing. The slot
+        // passes; the next one is judged afresh.
+        tracing::info!(
+            key,
+            "weekly report skipped: no stories in this week or the one before"
+        );
+        return Ok(None);
+    }
+    let (report, png) = render(report).await?;
     let queued = queue(store, missing, key.clone(), report.caption(), png, now).await?;
     tracing::info!(
         key,
@@ -475,6 +493,19 @@ mod tests {
         assert!(caption.contains("#border 2 · #pashinyan 1"), "{caption}");
         assert!(caption.contains("CSTO: 2 (week before: 0)"), "{caption}");
         assert!(caption.contains("<b>Week of 23–29 Nov 2026</b>"), "{caption}");
+        assert!(!report.is_empty());
+    }
+
+    #[test]
+    fn only_a_fortnight_without_stories_is_empty() {
+        assert!(WeeklyReport::from_stories(week(), &[]).is_empty());
+        let outside = [story("2026-11-01T10:00:00Z", &["csto"])];
+        assert!(WeeklyReport::from_stories(week(), &outside).is_empty());
+        let only_before = [story("2026-11-20T10:00:00Z", &["armenia-azerbaijan"])];
+        assert!(
+            !WeeklyReport::from_stories(week(), &only_before).is_empty(),
+            "a quiet week after a busy one is worth a chart"
+        );
     }
 
     #[test]
