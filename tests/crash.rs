@@ -579,9 +579,11 @@ async fn sigkill_at_random_moments_loses_nothing_and_repeats_at_most_one_message
                 assert!(
                     killed && index + 1 == bounds[1],
                     "message #{} (life {life}) went out again later but is not the last message of a \
-                     killed life; by life:\n{}",
+                     killed life; by life:\n{}\nthat life's log:\n{}",
                     message.message_id,
-                    history()
+                    history(),
+                    std::fs::read_to_string(install.dir.path().join(format!("run-{life:02}.log")))
+                        .unwrap_or_default()
                 );
                 unrecorded_messages += 1;
                 unrecorded_items += numbers.len();
