@@ -21,89 +21,17 @@ use std::time::Instant;
 
 use cstowatch::tag::{Document, Rules, explain::explain};
 
-struct Article {
-    title: String,
-    summary: String,
-    body: String,
-}
+#[path = "../benches/support/tag_inputs.rs"]
+mod tag_inputs;
+use tag_inputs::{Article, replicate, seeds, tag_all};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn seeds() -> Vec<Article> {
-    let dir = root().join("tests/fixtures/seeds");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tagspeed input")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
-    names.sort();
-    names
-        .iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(p).expect("tagspeed input");
-            let (title, body) = text.split_once('\n').unwrap_or((&text, ""));
-            Article {
-                title: title.trim().to_string(),
-                summary: String::new(),
-                body: body.to_string(),
-            }
-        })
-        .collect()
-}
-
-fn replicate(seeds: &[Article], bytes: usize) -> (Vec<&Article>, usize) {
-    let mut out = Vec::new();
-    let mut total = 0;
-    for a in seeds.iter().cycle() {
-        if total >= bytes {
-            break;
-        }
-        total += a.title.len() + a.summary.len() + a.body.len();
-        out.push(a);
-    }
-    (out, total)
-}
-
+/// The real-feed items, or none when `../shared/realfeeds` is absent.
 fn news() -> Vec<Article> {
-    let root = root().join("../shared/realfeeds/corpus");
-    let url = url::Url::parse("https://feeds.example/").expect("tagspeed input");
-    let now = jiff::Timestamp::now();
-    let mut out = Vec::new();
-    for dir in ["feedjira/2009", "feedjira/current", "rsparser", "rss-parser"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-            continue;
-        };
-        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths.iter().filter(|p| p.is_file()) {
-            let Ok(bytes) = std::fs::read(path) else { continue };
-            let Ok(feed) = cstowatch::parse::parse_feed(&bytes, None, &url, "bench", now) else {
-                continue;
-            };
-            out.extend(feed.items.into_iter().map(|i| Article {
-                title: i.title,
-                summary: i.summary,
-                body: i.content,
-            }));
-        }
-    }
-    out
-}
-
-fn tag_all(rules: &Rules, docs: &[&Article]) -> usize {
-    docs.iter()
-        .filter(|a| {
-            rules
-                .tag(&Document {
-                    title: &a.title,
-                    summary: &a.summary,
-                    content: &a.body,
-                })
-                .relevant
-        })
-        .count()
+    tag_inputs::news().unwrap_or_default()
 }
 
 fn time(rules: &Rules, docs: &[&Article], total: usize, n: usize, label: &str) {

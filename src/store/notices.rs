@@ -152,10 +152,7 @@ impl Store {
     /// `synchronous = FULL`, like [`Store::record_delivery`] and for the same
     /// reason: on disk before the next message to that chat is sent.
     pub fn record_notice_sent(&mut self, id: i64, message_id: Option<i64>, at: Timestamp) -> Result<()> {
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
-        let recorded = self.record_notice_sent_in_transaction(id, message_id, at);
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        recorded
+        self.durably(|store| store.record_notice_sent_in_transaction(id, message_id, at))
     }
 
     fn record_notice_sent_in_transaction(
@@ -174,12 +171,7 @@ impl Store {
             )
             .optional()?;
         if let Some(destination) = destination {
-            tx.execute(
-                "INSERT INTO destinations (id, last_success_at) VALUES (?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET last_success_at = ?2, last_error = NULL,
-                                                last_error_at = NULL",
-                params![destination, to_unix(at)],
-            )?;
+            super::outbox::record_destination_success(&tx, &destination, at)?;
         }
         tx.commit()?;
         Ok(())

@@ -164,8 +164,17 @@ impl Store {
         kind: DeliveryKind,
         at: Timestamp,
     ) -> Result<()> {
+        self.durably(|store| {
+            store.record_delivery_in_transaction(destination, item_ids, message_id, kind, at)
+        })
+    }
+
+    /// Runs `record` with `synchronous = FULL`, so the transaction it commits
+    /// is fsynced to the WAL before it returns: what every record of a
+    /// destination accepting a message needs (see `handle`).
+    pub(super) fn durably(&mut self, record: impl FnOnce(&mut Store) -> Result<()>) -> Result<()> {
         self.conn.pragma_update(None, "synchronous", "FULL")?;
-        let recorded = self.record_delivery_in_transaction(destination, item_ids, message_id, kind, at);
+        let recorded = record(self);
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         recorded
     }
@@ -188,12 +197,7 @@ impl Store {
             for id in item_ids {
                 insert.execute(params![id, destination, message_id, to_unix(at), kind.as_str()])?;
             }
-            tx.execute(
-                "INSERT INTO destinations (id, last_success_at) VALUES (?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET last_success_at = ?2, last_error = NULL,
-                                                last_error_at = NULL",
-                params![destination, to_unix(at)],
-            )?;
+            record_destination_success(&tx, destination, at)?;
         }
         tx.commit()?;
         Ok(())
@@ -228,6 +232,22 @@ impl Store {
         )?;
         Ok(n.max(0) as u64)
     }
+}
+
+/// Notes, inside the transaction recording an accepted message, that
+/// `destination` accepted it: its last success, and its last error cleared.
+pub(super) fn record_destination_success(
+    tx: &rusqlite::Transaction<'_>,
+    destination: &str,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO destinations (id, last_success_at) VALUES (?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET last_success_at = ?2, last_error = NULL,
+                                        last_error_at = NULL",
+        params![destination, to_unix(at)],
+    )?;
+    Ok(())
 }
 
 fn destination_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DestinationRow> {
