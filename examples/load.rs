@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! cargo build --release --bins --examples
-//! target/release/examples/load [--feeds 1000,10000] [--changed 0.1] [--binary PATH] [--concurrency N]
+//! target/release/examples/load [--feeds 1000,10000] [--changed 0.1] [--binary PATH] [--concurrency N] [--cycles-only]
 //! ```
 //!
 //! Every loop is bounded and every address is 127.0.0.1.
@@ -54,6 +54,7 @@ fn main() {
     let mut changed = 0.1f64;
     let mut binary = default_binary();
     let mut concurrency = None;
+    let mut cycles_only = false;
     let mut i = 1;
     while i < args.len() {
         let value = args.get(i + 1).cloned().unwrap_or_default();
@@ -68,6 +69,12 @@ fn main() {
             "--binary" => binary = PathBuf::from(value),
             "--concurrency" => {
                 concurrency = Some(value.parse::<usize>().expect("--concurrency takes a number"))
+            }
+            // Only the three `run --once` cycles: quick to compare two builds.
+            "--cycles-only" => {
+                cycles_only = true;
+                i += 1;
+                continue;
             }
             other => panic!("unknown argument {other}; see the doc comment of examples/load.rs"),
         }
@@ -86,7 +93,7 @@ fn main() {
         feed_body(&sample, 0, 0).len()
     );
     for n in feed_counts {
-        bench(&binary, n, changed, concurrency);
+        bench(&binary, n, changed, concurrency, cycles_only);
     }
 }
 
@@ -100,7 +107,7 @@ fn default_binary() -> PathBuf {
 }
 
 /// One feed count: every measurement above, printed as it is taken.
-fn bench(binary: &Path, feeds: usize, changed: f64, concurrency: Option<usize>) {
+fn bench(binary: &Path, feeds: usize, changed: f64, concurrency: Option<usize>, cycles_only: bool) {
     println!("\n== {feeds} feeds ==");
     let server = FeedServer::start(feeds);
     // On the real disk, not tmpfs: fsyncs and write amplification are part of the cost.
@@ -145,6 +152,9 @@ fn bench(binary: &Path, feeds: usize, changed: f64, concurrency: Option<usize>) 
     server.next_round(0.0);
     let all_304 = measure(binary, &live, &["run", "--once"]);
     println!("{}", all_304.line("cycle 3 (all 304)", feeds));
+    if cycles_only {
+        return;
+    }
     // Snapshots for the service runs below, due again at once.
     snapshot(&db, &dir.path().join("healthy.db"));
     let outage = measure(binary, &down, &["run", "--once"]);

@@ -36,6 +36,53 @@ pub struct ParsedFeed {
     /// What was wrong but readable (a repaired document, a charset the feed
     /// lied about): shown by `status` and logged, never a failure.
     pub warnings: Vec<String>,
+    /// Texts still in HTML (see [`parse_feed_deferred`]); `None` once every
+    /// item's text is plain.
+    deferred: Option<Deferred>,
+}
+
+/// The HTML of the entries whose plain text is not made yet, and what
+/// making it may need: the document, for a text only the scan finds.
+#[derive(Debug, Clone, PartialEq)]
+struct Deferred {
+    /// Per item, its summary and content HTML when deferred.
+    texts: Vec<Option<DeferredText>>,
+    doc: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct DeferredText {
+    summary: Option<String>,
+    content: Option<String>,
+}
+
+impl ParsedFeed {
+    /// Makes the plain text of every deferred item `keep` says is wanted,
+    /// exactly as [`parse_feed`] would have; the others stay without text
+    /// (the caller drops them: they are already known).
+    pub fn finish_texts(&mut self, keep: impl Fn(usize) -> bool) {
+        let Some(deferred) = self.deferred.take() else {
+            return;
+        };
+        let mut still_empty = Vec::new();
+        for (index, (item, text)) in self.items.iter_mut().zip(deferred.texts).enumerate() {
+            let Some(text) = text else { continue };
+            if !keep(index) {
+                continue;
+            }
+            item.summary = text
+                .summary
+                .map(|html| drop_wordpress_footer(html_to_text(&html)))
+                .unwrap_or_default();
+            item.content = text.content.map(|html| html_to_text(&html)).unwrap_or_default();
+            if item.summary.is_empty() && item.content.is_empty() {
+                still_empty.push(index);
+            }
+        }
+        if !still_empty.is_empty() {
+            fill_texts_from_scan(&mut self.items, &still_empty, &deferred.doc);
+        }
+    }
 }
 
 /// Why a body is not a usable feed.
@@ -73,6 +120,23 @@ const MADE_UP_TITLE_CHARS: usize = 120;
 /// repaired ([`repair`]) and read again; what that recovers is kept, with a
 /// warning in [`ParsedFeed::warnings`].
 pub fn parse_feed(
+    body: &[u8],
+    content_type: Option<&str>,
+    feed_url: &Url,
+    feed_name: &str,
+    now: Timestamp,
+) -> Result<ParsedFeed, ParseError> {
+    let mut parsed = parse_feed_deferred(body, content_type, feed_url, feed_name, now)?;
+    parsed.finish_texts(|_| true);
+    Ok(parsed)
+}
+
+/// [`parse_feed`], leaving the summary and content of entries that have a
+/// GUID and a title as HTML until [`ParsedFeed::finish_texts`]: their dedup
+/// keys do not depend on their text, so a poll can drop the ones it already
+/// has before paying for turning their HTML into text (most of a changed
+/// feed's entries were seen on the poll before).
+pub fn parse_feed_deferred(
     body: &[u8],
     content_type: Option<&str>,
     feed_url: &Url,
@@ -156,15 +220,21 @@ pub fn parse_feed(
         }
     };
 
-    let mut items: Vec<Item> = feed
+    let (mut items, texts): (Vec<Item>, Vec<Option<DeferredText>>) = feed
         .entries
         .into_iter()
         .map(|entry| normalise_entry(entry, feed_url, feed_name, now))
-        .collect();
+        .unzip();
+    let doc = repaired_doc.as_deref().unwrap_or(input);
     if is_xml {
-        fill_from_scan(&mut items, repaired_doc.as_deref().unwrap_or(input), feed_url);
+        fill_from_scan(&mut items, &texts, doc, feed_url);
     }
+    let deferred = texts.iter().any(Option::is_some).then(|| Deferred {
+        texts,
+        doc: if is_xml { doc.to_vec() } else { Vec::new() },
+    });
     Ok(ParsedFeed {
+        deferred,
         title: feed
             .title
             .map(|t| title_text(&t.content))
@@ -212,10 +282,15 @@ fn loosen_json_feed(input: &[u8]) -> Option<Vec<u8>> {
 
 /// Fills what feed-rs left empty (title, text, link, date) from the fields
 /// it does not read (see [`scan`]); only when some entry needs it.
-fn fill_from_scan(items: &mut [Item], doc: &[u8], feed_url: &Url) {
+/// An entry whose text is deferred is not counted as wanting one: if its
+/// HTML turns out to hold no text, [`fill_texts_from_scan`] looks then.
+fn fill_from_scan(items: &mut [Item], deferred: &[Option<DeferredText>], doc: &[u8], feed_url: &Url) {
+    let wants_text = |(item, deferred): (&Item, &Option<DeferredText>)| {
+        deferred.is_none() && item.summary.is_empty() && item.content.is_empty()
+    };
     let wanted = scan::Wanted {
         titles: items.iter().any(|i| i.title.is_empty()),
-        texts: items.iter().any(|i| i.summary.is_empty() && i.content.is_empty()),
+        texts: items.iter().zip(deferred).any(wants_text),
         dates: items.iter().any(|i| !i.dated),
         links: items.iter().any(|i| i.url.is_none()),
     };
@@ -226,8 +301,9 @@ fn fill_from_scan(items: &mut [Item], doc: &[u8], feed_url: &Url) {
     if raw.len() != items.len() {
         return;
     }
-    for (item, raw) in items.iter_mut().zip(raw) {
-        if item.summary.is_empty()
+    for ((item, raw), deferred) in items.iter_mut().zip(raw).zip(deferred) {
+        if deferred.is_none()
+            && item.summary.is_empty()
             && item.content.is_empty()
             && let Some(text) = raw.texts.iter().map(|t| html_to_text(t)).find(|t| !t.is_empty())
         {
@@ -257,6 +333,34 @@ fn fill_from_scan(items: &mut [Item], doc: &[u8], feed_url: &Url) {
     }
 }
 
+/// The text step of [`fill_from_scan`] for deferred entries whose HTML
+/// held no text (`indices`), once their text is made.
+fn fill_texts_from_scan(items: &mut [Item], indices: &[usize], doc: &[u8]) {
+    if doc.is_empty() {
+        return;
+    }
+    let wanted = scan::Wanted {
+        titles: false,
+        texts: true,
+        dates: false,
+        links: false,
+    };
+    let raw = scan::scan_entries(doc, wanted);
+    if raw.len() != items.len() {
+        return;
+    }
+    for &index in indices {
+        if let Some(text) = raw[index]
+            .texts
+            .iter()
+            .map(|t| html_to_text(t))
+            .find(|t| !t.is_empty())
+        {
+            items[index].summary = drop_wordpress_footer(text);
+        }
+    }
+}
+
 /// Root element names a feed can have (feed-rs reads these).
 fn is_feed_root(name: &str) -> bool {
     matches!(
@@ -282,7 +386,15 @@ fn read_with_feed_rs(
 
 /// One entry as an [`Item`]. Every entry is kept, even one with no title or
 /// text (a link or GUID alone still tells a reader something happened).
-fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp) -> Item {
+/// One entry as an item; its text deferred (returned as HTML, the item's
+/// summary and content left empty) when it has a GUID and a title, so its
+/// dedup keys do not need the text.
+fn normalise_entry(
+    entry: Entry,
+    feed_url: &Url,
+    feed_name: &str,
+    now: Timestamp,
+) -> (Item, Option<DeferredText>) {
     let guid = Some(entry.id.trim().to_string()).filter(|id| !id.is_empty());
     let updated = entry
         .updated
@@ -297,13 +409,8 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
     // Video and podcast feeds (YouTube, Media RSS, iTunes) carry the text in
     // their media description when there is no summary.
     let media_text = entry.media.iter().find_map(|m| m.description.as_ref());
-    let summary = entry
-        .summary
-        .as_ref()
-        .or(media_text)
-        .map(|t| drop_wordpress_footer(html_to_text(&t.content)))
-        .unwrap_or_default();
-    let content = entry
+    let summary_html = entry.summary.as_ref().or(media_text).map(|t| t.content.clone());
+    let content_html = entry
         .content
         .filter(|c| {
             let mime = &c.content_type;
@@ -312,10 +419,21 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
                 || mime.subty() == "html"
                 || mime.suffix().is_some()
         })
-        .and_then(|c| c.body)
-        .map(|body| html_to_text(&body))
-        .unwrap_or_default();
+        .and_then(|c| c.body);
     let mut title = entry.title.map(|t| title_text(&t.content)).unwrap_or_default();
+    let (summary, content, deferred) = if guid.is_some() && !title.is_empty() {
+        let html = DeferredText {
+            summary: summary_html,
+            content: content_html,
+        };
+        (String::new(), String::new(), Some(html))
+    } else {
+        let summary = summary_html
+            .map(|html| drop_wordpress_footer(html_to_text(&html)))
+            .unwrap_or_default();
+        let content = content_html.map(|html| html_to_text(&html)).unwrap_or_default();
+        (summary, content, None)
+    };
     if title.is_empty() {
         title = made_up_title(if summary.is_empty() { &content } else { &summary });
     }
@@ -326,7 +444,7 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
             categories.push(label);
         }
     }
-    Item {
+    let item = Item {
         feed: feed_name.to_string(),
         guid,
         url,
@@ -337,7 +455,8 @@ fn normalise_entry(entry: Entry, feed_url: &Url, feed_name: &str, now: Timestamp
         dated,
         updated,
         categories,
-    }
+    };
+    (item, deferred)
 }
 
 /// The article's own link: the first one that is not a comments link or

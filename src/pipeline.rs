@@ -31,7 +31,7 @@ use crate::dedup::DedupKeys;
 use crate::fetch::schedule::next_poll_delay;
 use crate::fetch::{CacheHints, FeedResponse, HttpClient, Validators};
 use crate::item::Item;
-use crate::parse::{ParsedFeed, parse_feed};
+use crate::parse::{ParsedFeed, parse_feed_deferred};
 use crate::store::StoreHandle;
 use crate::store::feeds::{FeedFailure, FeedState};
 use crate::store::items::{ItemTags, NewItem, PollSuccess, PollSummary};
@@ -95,6 +95,9 @@ struct FeedHealth {
     next_poll_at: Option<Timestamp>,
     /// The last poll failed to connect at all.
     unreachable: bool,
+    /// A poll has succeeded before: the feed's entries may be known, so a
+    /// poll drops the known ones before making their text.
+    polled_before: bool,
 }
 
 /// Every enabled feed's health, and how many of them are unreachable.
@@ -122,6 +125,7 @@ impl Health {
                     },
                     consecutive_failures: s.consecutive_failures,
                     next_poll_at: s.next_poll_at,
+                    polled_before: s.first_success_at.is_some(),
                 },
                 None => FeedHealth::default(),
             };
@@ -226,8 +230,20 @@ impl Pipeline {
     /// recorded: whether it counts against the feed depends on the others
     /// (see [`Pipeline::record_failure`]).
     pub async fn poll_feed(&self, feed: &FeedConfig) -> anyhow::Result<FeedReport> {
+        self.poll_feed_admitted(feed, None).await
+    }
+
+    /// [`Pipeline::poll_feed`], giving `admission` back as soon as the poll
+    /// no longer needs its parsed items in memory: once its write is queued
+    /// (or it failed). A poll waiting for its group commit holds nothing but
+    /// its report, so a round can start the next feeds meanwhile.
+    async fn poll_feed_admitted(
+        &self,
+        feed: &FeedConfig,
+        admission: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> anyhow::Result<FeedReport> {
         let started = Instant::now();
-        let (outcome, next_poll_at) = self.poll_feed_inner(feed).await?;
+        let (outcome, next_poll_at) = self.poll_feed_inner(feed, admission).await?;
         let report = FeedReport {
             feed: feed.name.clone(),
             outcome,
@@ -243,19 +259,35 @@ impl Pipeline {
         Ok(report)
     }
 
-    async fn poll_feed_inner(&self, feed: &FeedConfig) -> anyhow::Result<(Outcome, Timestamp)> {
+    async fn poll_feed_inner(
+        &self,
+        feed: &FeedConfig,
+        admission: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> anyhow::Result<(Outcome, Timestamp)> {
         let slot = self.in_flight.acquire().await?;
+        let slot = (slot, admission);
         // Validators are only trusted for the URL they were issued for.
         let validators = match self.health().feeds.get(&feed.name) {
             Some(h) if h.url == feed.url.as_str() => h.validators.clone(),
             _ => Validators::default(),
         };
         let now = Timestamp::now();
-        let fetched = match self.client.fetch_feed(&feed.url, &validators).await {
+        let mut fetched = match self.client.fetch_feed(&feed.url, &validators).await {
             Ok(FeedResponse::Fetched(f)) => f,
             Ok(FeedResponse::NotModified { hints }) => {
                 let (_, next) = self
-                    .store_success(slot, feed, now, "304", validators, Vec::new(), hints, None, None)
+                    .store_success(
+                        slot,
+                        feed,
+                        now,
+                        "304",
+                        validators,
+                        Vec::new(),
+                        0,
+                        hints,
+                        None,
+                        None,
+                    )
                     .await?;
                 return Ok((Outcome::NotModified, next));
             }
@@ -274,16 +306,20 @@ impl Pipeline {
         };
         let bytes = fetched.body.len();
         let parsed = {
-            let body = fetched.body.clone();
+            // Taken, not shared: a poll waiting for its group commit must
+            // not keep its whole document alive.
+            let body = std::mem::take(&mut fetched.body);
             let content_type = fetched.content_type.clone();
             // Relative links resolve against where the feed really came from, after redirects.
             let url = fetched.final_url.clone();
             let feed_name = feed.name.clone();
             self.cpu
-                .run(move || parse_feed(&body, content_type.as_deref(), &url, &feed_name, now).map(with_keys))
+                .run(move || {
+                    parse_feed_deferred(&body, content_type.as_deref(), &url, &feed_name, now).map(with_keys)
+                })
                 .await?
         };
-        let (candidates, ttl, warning) = match parsed {
+        let (document, keys) = match parsed {
             Ok(p) => p,
             Err(e) => {
                 let failure = Failure {
@@ -295,26 +331,41 @@ impl Pipeline {
                 return Ok((Outcome::Failed(failure), now));
             }
         };
+        let ttl = document.ttl;
+        let warning = (!document.warnings.is_empty()).then(|| document.warnings.join("; "));
         if let Some(warning) = &warning {
             warn!(feed = %feed.name, warning = %warning, "feed read with a warning");
         }
 
+        // Drop what we already have before making its text or fetching its
+        // article page. A feed never polled before has nothing known: no
+        // round trip to the store (a first cycle of 10,000 feeds would pay
+        // it for nothing); the store's write checks every key anyway.
+        let extractor = self.extractors.get(&feed.name);
+        let polled_before = self
+            .health()
+            .feeds
+            .get(&feed.name)
+            .is_some_and(|h| h.polled_before);
+        let (keys, known) = if extractor.is_some() || polled_before {
+            self.store
+                .read(move |s| {
+                    let known = keys
+                        .iter()
+                        .map(|k| s.is_known(k, now))
+                        .collect::<crate::store::Result<Vec<bool>>>()?;
+                    Ok((keys, known))
+                })
+                .await?
+        } else {
+            let known = vec![false; keys.len()];
+            (keys, known)
+        };
+        let already_known = known.iter().filter(|k| **k).count();
         let rules = self.rules();
-        let items = match self.extractors.get(&feed.name) {
-            // Drop what we already have before any article page is fetched for it.
+        let items = match extractor {
             Some(extractor) => {
-                let fresh = self
-                    .store
-                    .read(move |s| {
-                        let mut fresh = Vec::new();
-                        for (item, keys) in candidates {
-                            if !s.is_known(&keys, now)? {
-                                fresh.push((item, keys));
-                            }
-                        }
-                        Ok(fresh)
-                    })
-                    .await?;
+                let fresh = self.cpu.run(move || fresh_items(document, keys, &known)).await?;
                 let (mut fresh, keys): (Vec<Item>, Vec<DedupKeys>) = fresh.into_iter().unzip();
                 fill_full_text(
                     &self.client,
@@ -328,10 +379,11 @@ impl Pipeline {
                     .run(move || tag_all(&rules, fresh.into_iter().zip(keys)))
                     .await?
             }
-            // Nothing to fetch per item: tag everything and let the store's
-            // write drop the known ones (it checks every key anyway), which
-            // saves a round trip to the store per poll.
-            None => self.cpu.run(move || tag_all(&rules, candidates)).await?,
+            None => {
+                self.cpu
+                    .run(move || tag_all(&rules, fresh_items(document, keys, &known)))
+                    .await?
+            }
         };
         let (summary, next) = self
             .store_success(
@@ -341,6 +393,7 @@ impl Pipeline {
                 "200",
                 fetched.validators,
                 items,
+                already_known,
                 fetched.hints,
                 ttl,
                 warning,
@@ -354,12 +407,17 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     async fn store_success(
         &self,
-        slot: tokio::sync::SemaphorePermit<'_>,
+        slot: (
+            tokio::sync::SemaphorePermit<'_>,
+            Option<tokio::sync::OwnedSemaphorePermit>,
+        ),
         feed: &FeedConfig,
         now: Timestamp,
         status: &'static str,
         validators: Validators,
         items: Vec<NewItem>,
+        // Entries dropped before the write as already stored: counted as duplicates.
+        already_known: usize,
         hints: CacheHints,
         ttl: Option<Duration>,
         // Only a 200 sets it: `None` there clears the last poll's warning; a 304 keeps it.
@@ -394,7 +452,8 @@ impl Pipeline {
             })
             .await?;
         drop(slot);
-        let summary = queued.committed().await?;
+        let mut summary = queued.committed().await?;
+        summary.duplicates += already_known;
         let mut health = self.health();
         health.set_unreachable(&feed.name, false);
         if health.network_down {
@@ -406,6 +465,7 @@ impl Pipeline {
             h.validators = validators;
             h.consecutive_failures = 0;
             h.next_poll_at = Some(next);
+            h.polled_before = true;
         }
         Ok((summary, next))
     }
@@ -489,21 +549,27 @@ impl Pipeline {
         // Enough tasks to keep every poll slot busy and the write queue full,
         // not one per feed: each holds a whole poll's state from its spawn,
         // and 10,000 of them at once cost tens of megabytes.
-        let most_at_once = self.config.poll.concurrency + crate::store::MAX_QUEUED_WRITES;
-        let mut feeds = self.config.enabled_feeds();
+        // A poll gives its admission back once its write is queued, not when
+        // it is committed: bounding finished polls waiting for their group
+        // commit would cap a batch at this many feeds and stall fetching
+        // while each batch commits.
+        let admission = Arc::new(Semaphore::new(
+            self.config.poll.concurrency + crate::store::MAX_QUEUED_WRITES,
+        ));
         let mut polls = tokio::task::JoinSet::new();
         let mut reports = Vec::new();
-        loop {
-            while polls.len() < most_at_once
-                && let Some(feed) = feeds.next()
-            {
-                let (pipeline, feed) = (Arc::clone(self), feed.clone());
-                polls.spawn(async move { pipeline.poll_feed(&feed).await });
-            }
-            match polls.join_next().await {
-                Some(report) => reports.push(report??),
-                None => break,
-            }
+        for feed in self.config.enabled_feeds() {
+            let admitted = loop {
+                tokio::select! {
+                    permit = Arc::clone(&admission).acquire_owned() => break permit?,
+                    Some(report) = polls.join_next() => reports.push(report??),
+                }
+            };
+            let (pipeline, feed) = (Arc::clone(self), feed.clone());
+            polls.spawn(async move { pipeline.poll_feed_admitted(&feed, Some(admitted)).await });
+        }
+        while let Some(report) = polls.join_next().await {
+            reports.push(report??);
         }
         let network_down = !reports.is_empty()
             && reports
@@ -539,11 +605,22 @@ impl Pipeline {
 /// Pairs each parsed item with its dedup keys (keys that distinct entries of
 /// the document share are dropped: see `DedupKeys::of_document`), and joins
 /// the parser's warnings into the one line `status` shows.
-fn with_keys(parsed: ParsedFeed) -> (Vec<(Item, DedupKeys)>, Option<Duration>, Option<String>) {
+fn with_keys(parsed: ParsedFeed) -> (ParsedFeed, Vec<DedupKeys>) {
     let keys = DedupKeys::of_document(&parsed.items);
-    let items = parsed.items.into_iter().zip(keys).collect();
-    let warning = (!parsed.warnings.is_empty()).then(|| parsed.warnings.join("; "));
-    (items, parsed.ttl, warning)
+    (parsed, keys)
+}
+
+/// The document's entries not `known`, their text made, with their keys.
+fn fresh_items(mut document: ParsedFeed, keys: Vec<DedupKeys>, known: &[bool]) -> Vec<(Item, DedupKeys)> {
+    document.finish_texts(|i| !known.get(i).copied().unwrap_or(false));
+    document
+        .items
+        .into_iter()
+        .zip(keys)
+        .zip(known)
+        .filter(|(_, known)| !**known)
+        .map(|(pair, _)| pair)
+        .collect()
 }
 
 fn tag_all(rules: &Rules, items: impl IntoIterator<Item = (Item, DedupKeys)>) -> Vec<NewItem> {

@@ -387,3 +387,75 @@ fn trailing_bytes_after_the_root_are_not_truncation() {
     .unwrap();
     assert_eq!(feed.items.len(), 1);
 }
+
+fn feed_fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/feeds");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().map(|n| (n.clone(), fixture(&n))).collect()
+}
+
+#[test]
+fn deferred_texts_are_made_exactly_as_parse_feed_makes_them() {
+    let url = Url::parse("https://massispost.com/feed/").unwrap();
+    let mut deferred_seen = 0;
+    for (name, bytes) in feed_fixtures() {
+        let Ok(whole) = parse_feed(&bytes, None, &url, "Test", now()) else {
+            continue;
+        };
+        let mut all = parse_feed_deferred(&bytes, None, &url, "Test", now()).unwrap();
+        deferred_seen += all
+            .items
+            .iter()
+            .filter(|i| i.summary.is_empty() && i.content.is_empty())
+            .count();
+        all.finish_texts(|_| true);
+        assert_eq!(all, whole, "{name}: every text made");
+
+        // Only the even entries wanted: those come out the same, the odd
+        // deferred ones stay without text.
+        let mut some = parse_feed_deferred(&bytes, None, &url, "Test", now()).unwrap();
+        let was_deferred: Vec<bool> = some
+            .items
+            .iter()
+            .map(|i| i.guid.is_some() && i.summary.is_empty() && i.content.is_empty())
+            .collect();
+        some.finish_texts(|i| i % 2 == 0);
+        for (i, (item, expected)) in some.items.iter().zip(&whole.items).enumerate() {
+            if i % 2 == 0 || !was_deferred[i] {
+                assert_eq!(item, expected, "{name}: entry {i}");
+            } else {
+                assert_eq!(
+                    (item.summary.as_str(), item.content.as_str()),
+                    ("", ""),
+                    "{name}: entry {i}"
+                );
+                assert_eq!(item.title, expected.title, "{name}: entry {i}");
+            }
+        }
+    }
+    assert!(
+        deferred_seen > 20,
+        "the fixtures exercise deferral ({deferred_seen} entries)"
+    );
+}
+
+#[test]
+fn a_deferred_entry_whose_html_holds_no_text_gets_the_text_the_scan_finds() {
+    let xml = br#"<?xml version="1.0"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/">
+  <title>Video</title>
+  <entry><id>urn:1</id><title>Border talks on film</title>
+    <link href="https://example.org/v/1"/>
+    <updated>2026-11-20T08:00:00Z</updated>
+    <summary type="html">&lt;img src="still.jpg"&gt;</summary>
+    <media:group><media:description>Delegations meet at the border crossing</media:description></media:group>
+  </entry>
+</feed>"#;
+    let url = Url::parse("https://example.org/feed").unwrap();
+    let feed = parse_feed(xml, None, &url, "Test", now()).unwrap();
+    assert_eq!(feed.items[0].summary, "Delegations meet at the border crossing");
+}

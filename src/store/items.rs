@@ -233,17 +233,11 @@ impl Store {
         let item_cutoff = to_unix(now) - retention.as_secs() as i64;
         let key_cutoff = to_unix(now) - (retention * KEY_RETENTION_FACTOR).as_secs() as i64;
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE seen_keys SET item_id = NULL
-             WHERE item_id IN (SELECT id FROM items WHERE first_seen_at < ?1)",
-            [item_cutoff],
-        )?;
         let deleted = tx.execute("DELETE FROM items WHERE first_seen_at < ?1", [item_cutoff])?;
         tx.execute(super::stories::DELETE_EMPTY_STORIES, [])?;
-        tx.execute(
-            "DELETE FROM seen_keys WHERE item_id IS NULL AND first_seen_at < ?1",
-            [key_cutoff],
-        )?;
+        // A key is first seen with its item (and taken over, with a new
+        // time, by a later item): past the key cutoff, its item is gone.
+        tx.execute("DELETE FROM seen_hashes WHERE first_seen_at < ?1", [key_cutoff])?;
         tx.commit()?;
         Ok(deleted)
     }
@@ -281,9 +275,9 @@ impl Store {
 
 fn known(conn: &rusqlite::Connection, keys: &DedupKeys, now: Timestamp) -> rusqlite::Result<bool> {
     let title_since = to_unix(now) - TITLE_KEY_WINDOW.as_secs() as i64;
-    let mut stmt = conn.prepare_cached("SELECT first_seen_at FROM seen_keys WHERE kind = ?1 AND key = ?2")?;
+    let mut stmt = conn.prepare_cached("SELECT first_seen_at FROM seen_hashes WHERE hash = ?1")?;
     for (kind, key) in keys.pairs() {
-        let seen: Option<i64> = stmt.query_row(params![kind, key], |r| r.get(0)).optional()?;
+        let seen: Option<i64> = stmt.query_row([key_hash(kind, key)], |r| r.get(0)).optional()?;
         match seen {
             Some(at) if kind != "title" || at >= title_since => return Ok(true),
             _ => {}
@@ -318,15 +312,49 @@ fn insert_item(tx: &Connection, new: &NewItem, now: Timestamp, backfill: bool) -
         new.tags.relevant,
         !item.dated,
     ])?;
-    let id = tx.last_insert_rowid();
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO seen_keys (kind, key, item_id, first_seen_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (kind, key) DO UPDATE SET item_id = excluded.item_id, first_seen_at = excluded.first_seen_at",
+        "INSERT INTO seen_hashes (hash, first_seen_at) VALUES (?1, ?2)
+         ON CONFLICT (hash) DO UPDATE SET first_seen_at = excluded.first_seen_at",
     )?;
     for (kind, key) in new.keys.pairs() {
-        stmt.execute(params![kind, key, id, to_unix(now)])?;
+        stmt.execute(params![key_hash(kind, key), to_unix(now)])?;
     }
     Ok(())
+}
+
+/// A dedup key as stored: SipHash-1-3 (fixed keys) of its kind and text.
+/// Two different keys share a hash with probability 2^-64 per pair: for a
+/// million stored keys, about one chance in 37 million that any two do (and
+/// then one item would be taken for a duplicate of another). Never change
+/// the function or its keys: stored hashes would stop matching.
+pub fn key_hash(kind: &str, key: &str) -> i64 {
+    use std::hash::Hasher;
+    let mut hasher = siphasher::sip::SipHasher13::new_with_keys(0x6373_746f_7761_7463, 0x6864_6564_7570_6b31);
+    hasher.write(kind.as_bytes());
+    hasher.write(&[0]);
+    hasher.write(key.as_bytes());
+    hasher.finish() as i64
+}
+
+/// Part of the migration to hashed keys: hashes every row of the old
+/// `seen_keys` table into `seen_hashes` (on a collision, the later time
+/// wins), then drops `seen_keys`.
+pub(super) fn rehash_seen_keys(tx: &Connection) -> rusqlite::Result<()> {
+    {
+        let mut read = tx.prepare("SELECT kind, key, first_seen_at FROM seen_keys")?;
+        let mut write = tx.prepare(
+            "INSERT INTO seen_hashes (hash, first_seen_at) VALUES (?1, ?2)
+             ON CONFLICT (hash) DO UPDATE SET first_seen_at = max(first_seen_at, excluded.first_seen_at)",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let kind: String = row.get(0)?;
+            let key: String = row.get(1)?;
+            let at: i64 = row.get(2)?;
+            write.execute(params![key_hash(&kind, &key), at])?;
+        }
+    }
+    tx.execute_batch("DROP INDEX seen_keys_item; DROP TABLE seen_keys;")
 }
 
 #[cfg(test)]
@@ -462,6 +490,72 @@ mod tests {
         s.record_poll_success(poll("A", then, vec![a.clone()])).unwrap();
         assert_eq!(s.prune(later, Duration::from_secs(180 * 86_400)).unwrap(), 1);
         assert!(s.is_known(&a.keys, later).unwrap());
+    }
+
+    #[test]
+    fn keys_past_twice_the_retention_are_forgotten() {
+        let mut s = Store::open_in_memory().unwrap();
+        let then: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let much_later: Timestamp = "2025-06-01T00:00:00Z".parse().unwrap();
+        let a = item("A", Some("1"), "https://a.com/1", "t1", then);
+        s.record_poll_success(poll("A", then, vec![a.clone()])).unwrap();
+        assert_eq!(s.prune(much_later, Duration::from_secs(180 * 86_400)).unwrap(), 1);
+        assert!(!s.is_known(&a.keys, much_later).unwrap());
+    }
+
+    #[test]
+    fn the_key_hash_never_changes() {
+        // Stored hashes must match across builds: these values are pinned.
+        assert_ne!(key_hash("url", "x"), key_hash("title", "x"));
+        assert_ne!(key_hash("ur", "lx"), key_hash("url", "x"));
+        assert_eq!(key_hash("url", "example.org/a"), PINNED_URL_HASH);
+    }
+
+    const PINNED_URL_HASH: i64 = -8_740_986_345_864_779_487;
+
+    #[test]
+    fn text_keys_of_an_older_database_are_carried_over_as_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let now: Timestamp = "2024-03-10T00:00:00Z".parse().unwrap();
+        let a = item(
+            "A",
+            Some("1"),
+            "https://a.com/1",
+            "Armenia and the CSTO: a long story",
+            now,
+        );
+        let old = super::super::schema::HASHED_KEYS_VERSION - 1;
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &super::super::schema::MIGRATIONS[..old as usize] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", old).unwrap();
+            for (kind, key) in a.keys.pairs() {
+                conn.execute(
+                    "INSERT INTO seen_keys (kind, key, item_id, first_seen_at) VALUES (?1, ?2, 1, ?3)",
+                    params![kind, key, to_unix(now)],
+                )
+                .unwrap();
+            }
+        }
+        let s = Store::open(&path).unwrap();
+        assert!(s.is_known(&a.keys, now).unwrap());
+        let title_only = DedupKeys {
+            title: a.keys.title.clone(),
+            ..DedupKeys::default()
+        };
+        assert!(s.is_known(&title_only, now).unwrap());
+        let tables: i64 = s
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'seen_keys'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
     }
 
     #[test]

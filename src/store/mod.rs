@@ -143,6 +143,9 @@ impl Store {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         self.conn
             .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        // Each feed's write in a group commit is a savepoint, whose journal
+        // of the pages it changes would otherwise be a temporary file on disk.
+        self.conn.execute_batch("PRAGMA temp_store = MEMORY;")?;
         Ok(())
     }
 
@@ -190,6 +193,9 @@ impl Store {
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
+            if (i + 1) as i64 == schema::HASHED_KEYS_VERSION {
+                items::rehash_seen_keys(&tx)?;
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
