@@ -355,21 +355,35 @@ fn normalise_with(
             i += len;
             continue;
         }
-        // A two-byte character (Latin with accents, Cyrillic, Armenian ...)
-        // with no combining mark after it: its folding is looked up.
-        if let Some((folded, len)) = two_byte.and_then(|t| t.fold(bytes, i)) {
-            w.dirty = true;
-            match folded {
-                Folded::Char(c) => {
-                    w.anchor(i);
-                    let mut buf = [0u8; 4];
-                    w.out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                    w.dirty = true;
+        // Two-byte characters (Latin with accents, Cyrillic, Armenian ...)
+        // with no combining mark after them: their foldings are looked up,
+        // a run of them in this loop.
+        if let Some(table) = two_byte
+            && let Some(mut folded) = table.fold(bytes, i)
+        {
+            loop {
+                w.dirty = true;
+                match folded {
+                    TwoByteFold::Bytes(encoded, len) => {
+                        w.anchor(i);
+                        // Fixed-size stores: a slice of variable length
+                        // would be a call to `memcpy` per character.
+                        if len == 2 {
+                            w.out.extend_from_slice(&encoded);
+                        } else {
+                            w.out.push(encoded[0]);
+                        }
+                        w.dirty = true;
+                    }
+                    TwoByteFold::Separator => w.separate(),
+                    TwoByteFold::Nothing => {}
                 }
-                Folded::Separator => w.separate(),
-                Folded::Nothing => {}
+                i += 2;
+                match table.fold(bytes, i) {
+                    Some(next) => folded = next,
+                    None => break,
+                }
             }
-            i += len;
             continue;
         }
         // A non-ASCII character with the combining marks that follow it:
@@ -424,9 +438,11 @@ fn punctuation_len(bytes: &[u8]) -> Option<usize> {
 /// and property lookups.
 struct TwoByteFolds {
     /// By code point minus 0x80: [`TWO_BYTE_SLOW`], [`TWO_BYTE_SEPARATOR`],
-    /// [`TWO_BYTE_NOTHING`], or the folded character. Slow: NFKC changes
-    /// it, it lower-cases to more than one character, or it is itself a
-    /// combining mark (which may join the letter before it).
+    /// [`TWO_BYTE_NOTHING`], or the folded character's UTF-8 bytes (low
+    /// two bytes) and length (third byte). Slow: NFKC changes it, it
+    /// lower-cases to more than one character or to one of three bytes or
+    /// more, or it is itself a combining mark (which may join the letter
+    /// before it).
     folds: Vec<u32>,
     /// By code point minus 0x80: a combining mark.
     marks: Vec<bool>,
@@ -455,7 +471,14 @@ impl TwoByteFolds {
                 };
                 match (lower.next(), lower.next()) {
                     (Some(l), None) => match fold(l) {
-                        Folded::Char(l) => u32::from(l),
+                        Folded::Char(l) => {
+                            let encoded = l.encode_utf8(&mut buf).as_bytes();
+                            match *encoded {
+                                [b0] => 1 << 16 | u32::from(b0),
+                                [b0, b1] => 2 << 16 | u32::from(b1) << 8 | u32::from(b0),
+                                _ => TWO_BYTE_SLOW,
+                            }
+                        }
                         Folded::Separator => TWO_BYTE_SEPARATOR,
                         Folded::Nothing => TWO_BYTE_NOTHING,
                     },
@@ -469,7 +492,7 @@ impl TwoByteFolds {
     /// The folding of the two-byte character at `bytes[at..]` and its
     /// length, when it has one here: no combining mark follows it.
     #[inline]
-    fn fold(&self, bytes: &[u8], at: usize) -> Option<(Folded, usize)> {
+    fn fold(&self, bytes: &[u8], at: usize) -> Option<TwoByteFold> {
         let cp = two_byte_code_point(bytes, at)?;
         let folded = *self.folds.get(cp - 0x80)?;
         if folded == TWO_BYTE_SLOW {
@@ -484,13 +507,21 @@ impl TwoByteFolds {
                 _ => return None,
             },
         }
-        let folded = match folded {
-            TWO_BYTE_SEPARATOR => Folded::Separator,
-            TWO_BYTE_NOTHING => Folded::Nothing,
-            c => Folded::Char(char::from_u32(c)?),
-        };
-        Some((folded, 2))
+        Some(match folded {
+            TWO_BYTE_SEPARATOR => TwoByteFold::Separator,
+            TWO_BYTE_NOTHING => TwoByteFold::Nothing,
+            encoded => TwoByteFold::Bytes([encoded as u8, (encoded >> 8) as u8], (encoded >> 16) as usize),
+        })
     }
+}
+
+/// What a two-byte character becomes: [`Folded`] with the character
+/// already encoded (its bytes and how many of them count).
+#[derive(Debug, Clone, Copy)]
+enum TwoByteFold {
+    Bytes([u8; 2], usize),
+    Separator,
+    Nothing,
 }
 
 /// The code point of the two-byte UTF-8 character at `bytes[at..]`, if
