@@ -1,11 +1,13 @@
 //! A measuring instrument for work on the tagger, beside the criterion
 //! bench (`benches/tagger.rs`, whose inputs it builds the same way):
 //!
-//! - `tagspeed time N [seeds|news]`: times `Rules::tag` over the bench's
-//!   seeds input (and the ordinary-news input) N times, printing the
-//!   fastest and the median pass. One pass is also what to run under
+//! - `tagspeed time N [seeds|news|ru|hy]`: times `Rules::tag` over the
+//!   bench's seeds input (and the ordinary-news input) N times, printing
+//!   the fastest and the median pass. One pass is also what to run under
 //!   `valgrind --tool=callgrind` for an instruction count, which a shared
-//!   machine does not disturb.
+//!   machine does not disturb. `ru` and `hy` time the Russian or Armenian
+//!   items of `tests/fixtures/tagger/realstyle.jsonl`, replicated to the
+//!   same size: text that is nearly all two-byte characters.
 //! - `tagspeed check FILE`: writes the tagging (JSON, with match offsets)
 //!   and the `--explain` text of some 9,000 documents (seed paragraphs in
 //!   each field and mutated, every labelled fixture item five ways, the
@@ -32,6 +34,24 @@ fn root() -> &'static Path {
 /// The real-feed items, or none when `../shared/realfeeds` is absent.
 fn news() -> Vec<Article> {
     tag_inputs::news().unwrap_or_default()
+}
+
+/// The items of the real-style evaluation set in language `lang`.
+fn realstyle(lang: &str) -> Vec<Article> {
+    let path = root().join("tests/fixtures/tagger/realstyle.jsonl");
+    let text = std::fs::read_to_string(path).expect("tagspeed input");
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v.get("lang").and_then(|l| l.as_str()) == Some(lang))
+        .map(|v| {
+            let g = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+            Article {
+                title: g("title"),
+                summary: g("summary"),
+                body: g("content"),
+            }
+        })
+        .collect()
 }
 
 fn time(rules: &Rules, docs: &[&Article], total: usize, n: usize, label: &str) {
@@ -77,6 +97,12 @@ fn main() {
             let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20).max(1);
             let (docs, total) = replicate(&seeds, 10 * 1024 * 1024);
             let which = args.get(3).map(String::as_str).unwrap_or("both");
+            if which == "ru" || which == "hy" {
+                let items = realstyle(which);
+                let (docs, total) = replicate(&items, 10 * 1024 * 1024);
+                time(&rules, &docs, total, n, which);
+                return;
+            }
             if which != "news" {
                 time(&rules, &docs, total, n, "seeds");
             }
@@ -153,6 +179,6 @@ fn main() {
             }
             eprintln!("{} docs", docs.len());
         }
-        _ => eprintln!("usage: tagspeed time N [seeds|news] | check FILE"),
+        _ => eprintln!("usage: tagspeed time N [seeds|news|ru|hy] | check FILE"),
     }
 }

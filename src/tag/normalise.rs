@@ -241,6 +241,17 @@ pub fn normalise(input: &str) -> Normalised {
 /// [`normalise`] into `into`, reusing its buffers, listing as candidates
 /// the words `filter` admits (all words without one).
 pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<&WordFilter>) {
+    normalise_with(input, into, filter, Some(&TWO_BYTE_FOLDS));
+}
+
+/// [`normalise_into`], looking two-byte characters up in `two_byte` or,
+/// without it, taking them the slow way (which the table must agree with).
+fn normalise_with(
+    input: &str,
+    into: &mut Normalised,
+    filter: Option<&WordFilter>,
+    two_byte: Option<&TwoByteFolds>,
+) {
     let mut out = std::mem::take(&mut into.padded);
     out.clear();
     out.reserve(input.len() + 2);
@@ -344,6 +355,37 @@ pub(crate) fn normalise_into(input: &str, into: &mut Normalised, filter: Option<
             i += len;
             continue;
         }
+        // Two-byte characters (Latin with accents, Cyrillic, Armenian ...)
+        // with no combining mark after them: their foldings are looked up,
+        // a run of them in this loop.
+        if let Some(table) = two_byte
+            && let Some(mut folded) = table.fold(bytes, i)
+        {
+            loop {
+                w.dirty = true;
+                match folded {
+                    TwoByteFold::Bytes(encoded, len) => {
+                        w.anchor(i);
+                        // Fixed-size stores: a slice of variable length
+                        // would be a call to `memcpy` per character.
+                        if len == 2 {
+                            w.out.extend_from_slice(&encoded);
+                        } else {
+                            w.out.push(encoded[0]);
+                        }
+                        w.dirty = true;
+                    }
+                    TwoByteFold::Separator => w.separate(),
+                    TwoByteFold::Nothing => {}
+                }
+                i += 2;
+                match table.fold(bytes, i) {
+                    Some(next) => folded = next,
+                    None => break,
+                }
+            }
+            continue;
+        }
         // A non-ASCII character with the combining marks that follow it:
         // NFKC needs them together to compose them.
         let mut start = i;
@@ -386,6 +428,111 @@ fn punctuation_len(bytes: &[u8]) -> Option<usize> {
     match bytes.get(len) {
         Some(next) if !next.is_ascii() => None,
         _ => Some(len),
+    }
+}
+
+/// How each two-byte UTF-8 character (U+0080..=U+07FF: Latin with
+/// accents, Greek, Cyrillic, Armenian ...) standing alone normalises, worked
+/// out once by the same steps the slow path takes, so text in those scripts
+/// costs a table load per character instead of NFKC checks, case tables
+/// and property lookups.
+struct TwoByteFolds {
+    /// By code point minus 0x80: [`TWO_BYTE_SLOW`], [`TWO_BYTE_SEPARATOR`],
+    /// [`TWO_BYTE_NOTHING`], or the folded character's UTF-8 bytes (low
+    /// two bytes) and length (third byte). Slow: NFKC changes it, it
+    /// lower-cases to more than one character or to one of three bytes or
+    /// more, or it is itself a combining mark (which may join the letter
+    /// before it).
+    folds: Vec<u32>,
+    /// By code point minus 0x80: a combining mark.
+    marks: Vec<bool>,
+}
+
+const TWO_BYTE_SLOW: u32 = u32::MAX;
+const TWO_BYTE_SEPARATOR: u32 = u32::MAX - 1;
+const TWO_BYTE_NOTHING: u32 = u32::MAX - 2;
+
+static TWO_BYTE_FOLDS: std::sync::LazyLock<TwoByteFolds> = std::sync::LazyLock::new(TwoByteFolds::new);
+
+impl TwoByteFolds {
+    fn new() -> TwoByteFolds {
+        let chars = (0x80..0x800).map(|cp| char::from_u32(cp).unwrap_or('\u{fffd}'));
+        let marks = chars.clone().map(is_combining_mark).collect();
+        let folds = chars
+            .map(|c| {
+                let mut buf = [0u8; 4];
+                if is_combining_mark(c) || needs_nfkc(c.encode_utf8(&mut buf)) {
+                    return TWO_BYTE_SLOW;
+                }
+                let mut lower = if c == '\u{130}' {
+                    'i'.to_lowercase()
+                } else {
+                    c.to_lowercase()
+                };
+                match (lower.next(), lower.next()) {
+                    (Some(l), None) => match fold(l) {
+                        Folded::Char(l) => {
+                            let encoded = l.encode_utf8(&mut buf).as_bytes();
+                            match *encoded {
+                                [b0] => 1 << 16 | u32::from(b0),
+                                [b0, b1] => 2 << 16 | u32::from(b1) << 8 | u32::from(b0),
+                                _ => TWO_BYTE_SLOW,
+                            }
+                        }
+                        Folded::Separator => TWO_BYTE_SEPARATOR,
+                        Folded::Nothing => TWO_BYTE_NOTHING,
+                    },
+                    _ => TWO_BYTE_SLOW,
+                }
+            })
+            .collect();
+        TwoByteFolds { folds, marks }
+    }
+
+    /// The folding of the two-byte character at `bytes[at..]` and its
+    /// length, when it has one here: no combining mark follows it.
+    #[inline]
+    fn fold(&self, bytes: &[u8], at: usize) -> Option<TwoByteFold> {
+        let cp = two_byte_code_point(bytes, at)?;
+        let folded = *self.folds.get(cp - 0x80)?;
+        if folded == TWO_BYTE_SLOW {
+            return None;
+        }
+        match bytes.get(at + 2) {
+            None => {}
+            Some(next) if next.is_ascii() => {}
+            // A mark after it: NFKC composes the two.
+            Some(_) => match two_byte_code_point(bytes, at + 2) {
+                Some(next) if !self.marks.get(next - 0x80).copied().unwrap_or(true) => {}
+                _ => return None,
+            },
+        }
+        Some(match folded {
+            TWO_BYTE_SEPARATOR => TwoByteFold::Separator,
+            TWO_BYTE_NOTHING => TwoByteFold::Nothing,
+            encoded => TwoByteFold::Bytes([encoded as u8, (encoded >> 8) as u8], (encoded >> 16) as usize),
+        })
+    }
+}
+
+/// What a two-byte character becomes: [`Folded`] with the character
+/// already encoded (its bytes and how many of them count).
+#[derive(Debug, Clone, Copy)]
+enum TwoByteFold {
+    Bytes([u8; 2], usize),
+    Separator,
+    Nothing,
+}
+
+/// The code point of the two-byte UTF-8 character at `bytes[at..]`, if
+/// one starts there.
+#[inline]
+fn two_byte_code_point(bytes: &[u8], at: usize) -> Option<usize> {
+    match bytes.get(at..at + 2) {
+        Some(&[lead @ 0xc2..=0xdf, cont @ 0x80..=0xbf]) => {
+            Some(usize::from(lead & 0x1f) << 6 | usize::from(cont & 0x3f))
+        }
+        _ => None,
     }
 }
 
@@ -752,6 +899,43 @@ mod tests {
         normalise_into(text, &mut norm, None);
         assert_eq!(norm.candidates().len(), all.len());
         assert!(norm.candidates().len() > admitted);
+    }
+
+    #[test]
+    fn two_byte_table_agrees_with_the_slow_path() {
+        // Every two-byte character, alone and between neighbours that
+        // change what it becomes: a combining mark after it (NFKC composes),
+        // a letter before it that a mark would join, accented letters.
+        let mut looked_up = 0;
+        for cp in 0x80..0x800u32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            if TWO_BYTE_FOLDS.fold(c.to_string().as_bytes(), 0).is_some() {
+                looked_up += 1;
+            }
+            for (before, after) in [
+                ("", ""),
+                ("a", "b"),
+                ("A ", "\u{301}"),
+                ("É", "\u{308}x"),
+                ("x", "é"),
+                ("", "\u{1dc0}"),
+                ("&amp;", "&#769;"),
+                ("\n", "\u{483}"),
+                ("Ա", "Б"),
+            ] {
+                let text = format!("{before}{c}{after} {c}{c}");
+                let (mut fast, mut slow) = (Normalised::default(), Normalised::default());
+                normalise_with(&text, &mut fast, None, Some(&TWO_BYTE_FOLDS));
+                normalise_with(&text, &mut slow, None, None);
+                assert_eq!(fast.as_str(), slow.as_str(), "U+{cp:04X} in {text:?}");
+                assert_eq!(fast.anchors, slow.anchors, "U+{cp:04X} in {text:?}");
+                assert_eq!(fast.candidates, slow.candidates, "U+{cp:04X} in {text:?}");
+                assert_eq!(fast.paragraphs, slow.paragraphs, "U+{cp:04X} in {text:?}");
+            }
+        }
+        assert!(looked_up > 1000, "{looked_up}");
     }
 
     #[test]
