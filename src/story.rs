@@ -327,15 +327,25 @@ fn average_link(
     // Per candidate story: the sum of similarities.
     let mut sums: Vec<(usize, f64)> = Vec::new();
     let mut sum_slot = vec![usize::MAX; items.len()];
+    // Per stem: its first posting still in the window. Items come in order
+    // of publication, so the window only moves forward, and the postings
+    // before it are never read again.
+    let mut first_in_window = vec![0usize; features.stem_count];
+    let published: Vec<Timestamp> = items.iter().map(|item| item.published).collect();
     for &i in order {
         let earliest = window_start(items[i].published, options.window);
         touched.clear();
         for &(stem, weight) in &features.vectors[i] {
-            for &(j, other) in postings[stem as usize].iter().rev() {
+            let list = &postings[stem as usize];
+            let first = &mut first_in_window[stem as usize];
+            while list
+                .get(*first)
+                .is_some_and(|&(j, _)| published[j as usize] < earliest)
+            {
+                *first += 1;
+            }
+            for &(j, other) in list[*first..].iter().rev() {
                 let j = j as usize;
-                if items[j].published < earliest {
-                    break;
-                }
                 if common_with[j] == 0 {
                     touched.push(j);
                 }
@@ -431,7 +441,7 @@ fn join_across_scripts(
     order.sort_by_key(|&c| (starts[c], c));
     // Per (story, other script): the best match, its similarity, and the
     // runner-up's similarity.
-    let mut best: HashMap<(usize, Script), (usize, f64, f64)> = HashMap::new();
+    let mut best = BestMatches::new(clusters.len());
     let mut first_open = 0;
     for (pos, &a) in order.iter().enumerate() {
         while starts[order[first_open]] < window_start(starts[a], window) {
@@ -444,8 +454,8 @@ fn join_across_scripts(
             let similarity = f64::from(dot(&vectors[a], &vectors[b]));
             for (from, to) in [(a, b), (b, a)] {
                 let entry = best
-                    .entry((from, scripts[to]))
-                    .or_insert((to, f64::MIN, f64::MIN));
+                    .entry(from, scripts[to])
+                    .get_or_insert((to, f64::MIN, f64::MIN));
                 if similarity > entry.1 {
                     *entry = (to, similarity, entry.1);
                 } else if similarity > entry.2 {
@@ -457,16 +467,18 @@ fn join_across_scripts(
     let mut parent: Vec<usize> = (0..clusters.len()).collect();
     let mut pairs: Vec<(usize, usize)> = best
         .iter()
-        .filter(|&(&(a, _), &(b, similarity, _))| {
+        .filter(|&(a, (b, similarity, _))| {
             a < b
                 && similarity >= threshold
-                && [(a, scripts[b]), (b, scripts[a])].iter().all(|key| {
-                    best.get(key).is_some_and(|&(to, first, second)| {
-                        (to == a || to == b) && first >= second * CLEAR_MARGIN
+                && [(a, scripts[b]), (b, scripts[a])]
+                    .into_iter()
+                    .all(|(story, script)| {
+                        best.get(story, script).is_some_and(|(to, first, second)| {
+                            (to == a || to == b) && first >= second * CLEAR_MARGIN
+                        })
                     })
-                })
         })
-        .map(|(&(a, _), &(b, _, _))| (a, b))
+        .map(|(a, (b, _, _))| (a, b))
         .collect();
     pairs.sort_unstable();
     for (a, b) in pairs {
@@ -480,6 +492,38 @@ fn join_across_scripts(
     }
     joined.retain(|members| !members.is_empty());
     joined
+}
+
+/// Per story and script: its best match among the stories in that script
+/// (the story, its similarity, the runner-up's similarity), if any.
+struct BestMatches(Vec<Option<(usize, f64, f64)>>);
+
+impl BestMatches {
+    const SCRIPTS: usize = 3;
+
+    fn new(stories: usize) -> BestMatches {
+        BestMatches(vec![None; stories * Self::SCRIPTS])
+    }
+
+    fn slot(story: usize, script: Script) -> usize {
+        story * Self::SCRIPTS + script as usize
+    }
+
+    fn entry(&mut self, story: usize, script: Script) -> &mut Option<(usize, f64, f64)> {
+        &mut self.0[Self::slot(story, script)]
+    }
+
+    fn get(&self, story: usize, script: Script) -> Option<(usize, f64, f64)> {
+        self.0[Self::slot(story, script)]
+    }
+
+    /// Every story's best match in each script it has one in.
+    fn iter(&self) -> impl Iterator<Item = (usize, (usize, f64, f64))> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, best)| best.map(|best| (slot / Self::SCRIPTS, best)))
+    }
 }
 
 /// How much better than the runner-up a story's best match in another
@@ -766,6 +810,14 @@ impl Vocabulary {
     /// Whether a word as written (split at every character that is not a
     /// letter or digit) is a name or a number, and its key.
     fn capitalised(&mut self, word: &str) -> CapitalisedWord {
+        // Most words are neither: no need to look them up.
+        if !word
+            .chars()
+            .next()
+            .is_some_and(|first| first.is_uppercase() || first.is_ascii_digit())
+        {
+            return CapitalisedWord::No;
+        }
         if let Some(&known) = self.capitalised.get(word) {
             return known;
         }
