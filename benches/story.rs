@@ -19,6 +19,7 @@
 //!
 //! Run: `cargo bench --bench story` (short samples: the machine is shared).
 
+use std::hash::{Hash, Hasher};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
@@ -30,11 +31,11 @@ use cstowatch::config::Config;
 use cstowatch::dedup::DedupKeys;
 use cstowatch::deliver::{Deliverer, Mode};
 use cstowatch::item::Item;
-use cstowatch::pipeline::tag_text;
+use cstowatch::pipeline::tag_new_item;
 use cstowatch::store::StoreHandle;
 use cstowatch::store::items::{NewItem, PollSuccess};
 use cstowatch::story::assign::group_pending;
-use cstowatch::story::{GroupingOptions, StoryItem, group};
+use cstowatch::story::{GroupingOptions, Story, StoryItem, group};
 use cstowatch::tag::{Document, Rules};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -105,7 +106,12 @@ fn bench_grouping(c: &mut Criterion) {
             })
             .collect();
         let stories = group(&items, &options);
-        println!("{name}: {} items, {} stories", items.len(), stories.len());
+        println!(
+            "{name}: {} items, {} stories, fingerprint {:016x}",
+            items.len(),
+            stories.len(),
+            fingerprint(&stories)
+        );
         group_bench.bench_function(name, |b| b.iter(|| group(black_box(&items), &options)));
     }
     group_bench.finish();
@@ -168,18 +174,15 @@ fn bench_cycle(c: &mut Criterion) {
         items
             .iter()
             .map(|item| {
-                let mut tags = tag_text(&rules, &item.title, &item.summary, &item.content);
-                tags.relevant = true;
-                NewItem {
-                    item: item.clone(),
-                    keys: DedupKeys {
-                        guid: item.guid.clone(),
-                        url: item.url.as_ref().map(|u| u.to_string()),
-                        title: None,
-                        text: None,
-                    },
-                    tags,
-                }
+                let keys = DedupKeys {
+                    guid: item.guid.clone(),
+                    url: item.url.as_ref().map(|u| u.to_string()),
+                    title: None,
+                    text: None,
+                };
+                let mut new = tag_new_item(&rules, item.clone(), keys);
+                new.tags.relevant = true;
+                new
             })
             .collect()
     };
@@ -189,23 +192,38 @@ fn bench_cycle(c: &mut Criterion) {
         let store = StoreHandle::open(&prepared).expect("a database");
         store_all(&store, &rt, tagged(), now);
     }
-    let copy_of_prepared = |name: &str| {
+    // The same items as stored before names were kept with them (schema
+    // 5): grouping tags every one again.
+    let prepared_without_names = dir.path().join("prepared_without_names.db");
+    std::fs::copy(&prepared, &prepared_without_names).expect("a copy");
+    rusqlite::Connection::open(&prepared_without_names)
+        .and_then(|c| c.execute("DELETE FROM item_names", []))
+        .expect("names forgotten");
+    let copy_of = |from: &Path, name: &str| {
         let path = dir.path().join(name);
-        std::fs::copy(&prepared, &path).expect("a copy");
+        std::fs::copy(from, &path).expect("a copy");
         StoreHandle::open(&path).expect("the copy opens")
     };
-    let grouped = copy_of_prepared("grouped.db");
-    let report = rt
-        .block_on(group_pending(
-            &grouped,
-            Arc::clone(&rules),
-            GroupingOptions::default(),
-        ))
-        .expect("grouped");
-    println!(
-        "group step: {} items into {} stories",
-        report.grouped, report.new_stories
-    );
+    let grouped = copy_of(&prepared, "grouped.db");
+    let regrouped = copy_of(&prepared_without_names, "regrouped.db");
+    for (store, file, how) in [
+        (&grouped, "grouped.db", "names stored"),
+        (&regrouped, "regrouped.db", "tagged again"),
+    ] {
+        let report = rt
+            .block_on(group_pending(
+                store,
+                Arc::clone(&rules),
+                GroupingOptions::default(),
+            ))
+            .expect("grouped");
+        println!(
+            "group step ({how}): {} items into {} stories, {} pairs of items together",
+            report.grouped,
+            report.new_stories,
+            pairs_together(&dir.path().join(file))
+        );
+    }
     let config = Config::from_toml("", &dir.path().join("cstowatch.toml")).expect("a config");
     let deliverer = Deliverer::new(&config, None)
         .expect("a deliverer")
@@ -231,24 +249,29 @@ fn bench_cycle(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    let mut n = 0;
-    bench.bench_function("group_step", |b| {
-        b.iter_batched(
-            || {
-                n += 1;
-                copy_of_prepared(&format!("group{n}.db"))
-            },
-            |store| {
-                rt.block_on(group_pending(
-                    &store,
-                    Arc::clone(&rules),
-                    GroupingOptions::default(),
-                ))
-                .expect("grouped")
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    for (name, from) in [
+        ("group_step", &prepared),
+        ("group_step_tagging_again", &prepared_without_names),
+    ] {
+        let mut n = 0;
+        bench.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    n += 1;
+                    copy_of(from, &format!("{name}{n}.db"))
+                },
+                |store| {
+                    rt.block_on(group_pending(
+                        &store,
+                        Arc::clone(&rules),
+                        GroupingOptions::default(),
+                    ))
+                    .expect("grouped")
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     bench.bench_function("digest_renders_them", |b| {
         b.iter(|| {
             rt.block_on(deliverer.deliver(&grouped, Timestamp::now(), Mode::Force, true))
@@ -256,6 +279,32 @@ fn bench_cycle(c: &mut Criterion) {
         })
     });
     bench.finish();
+}
+
+/// A hash of the stories (each one's headline and other items, in order):
+/// equal across two builds when they group the same items alike.
+fn fingerprint(stories: &[Story]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for story in stories {
+        story.items().collect::<Vec<_>>().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// How many pairs of items the grouping stored in a database puts in one
+/// story: equal counts (and story counts) from two ways of grouping the
+/// same items are a cheap sign that they agree.
+fn pairs_together(database: &Path) -> i64 {
+    rusqlite::Connection::open(database)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT coalesce(sum(n * (n - 1) / 2), 0) FROM
+                     (SELECT count(*) AS n FROM story_items GROUP BY story_id)",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("counted")
 }
 
 criterion_group!(benches, bench_grouping, bench_cycle);

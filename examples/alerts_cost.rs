@@ -58,6 +58,7 @@ fn main() -> anyhow::Result<()> {
                     item,
                     keys,
                     tags: ItemTags::default(),
+                    names: Vec::new(),
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

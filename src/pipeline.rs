@@ -35,7 +35,7 @@ use crate::parse::{ParsedFeed, parse_feed_deferred};
 use crate::store::StoreHandle;
 use crate::store::feeds::{FeedFailure, FeedState};
 use crate::store::items::{ItemTags, NewItem, PollSuccess, PollSummary};
-use crate::tag::{Document, Rules};
+use crate::tag::{Document, Rules, Tagging};
 
 /// Everything a poll needs, shared by every feed's task.
 pub struct Pipeline {
@@ -627,27 +627,42 @@ fn tag_all(rules: &Rules, items: impl IntoIterator<Item = (Item, DedupKeys)>) ->
     let started = Instant::now();
     let tagged = items
         .into_iter()
-        .map(|(item, keys)| {
-            let tags = tag_item(rules, &item);
-            NewItem { item, keys, tags }
-        })
+        .map(|(item, keys)| tag_new_item(rules, item, keys))
         .collect();
     crate::monitor::metrics().observe_tagging(started.elapsed());
     tagged
 }
 
-/// The tagger's verdict on one item, in the shape the store keeps.
-pub fn tag_item(rules: &Rules, item: &Item) -> ItemTags {
-    tag_text(rules, &item.title, &item.summary, &item.content)
+/// An item tagged as the store keeps it: the tagger's verdict, and the
+/// names it found in the title and lead, which story grouping compares.
+pub fn tag_new_item(rules: &Rules, item: Item, keys: DedupKeys) -> NewItem {
+    let tagging = rules.tag(&Document {
+        title: &item.title,
+        summary: &item.summary,
+        content: &item.content,
+    });
+    let names = crate::story::names_in_title_and_lead(&tagging, &item.summary, &item.content)
+        .map(str::to_owned)
+        .collect();
+    let tags = verdict(&tagging);
+    NewItem {
+        item,
+        keys,
+        tags,
+        names,
+    }
 }
 
 /// The tagger's verdict on an item's three text fields.
 pub fn tag_text(rules: &Rules, title: &str, summary: &str, content: &str) -> ItemTags {
-    let tagging = rules.tag(&Document {
+    verdict(&rules.tag(&Document {
         title,
         summary,
         content,
-    });
+    }))
+}
+
+fn verdict(tagging: &Tagging) -> ItemTags {
     ItemTags {
         tags: tagging.tags.iter().map(|t| t.to_string()).collect(),
         score: tagging.score,

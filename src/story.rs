@@ -140,18 +140,7 @@ impl<'a> StoryItem<'a> {
 
     /// Takes the names from the tagger's hits in the title and the lead.
     pub fn with_tagging(mut self, tagging: &Tagging<'a>) -> StoryItem<'a> {
-        let lead_end = self.lead_content().len();
-        self.names = tagging
-            .matches
-            .iter()
-            .filter(|m| match m.field {
-                Field::Title => true,
-                Field::Summary => true,
-                Field::Content => self.summary.trim().is_empty() && m.end <= lead_end,
-            })
-            .map(|m| m.term)
-            .filter(|term| term.chars().next().is_some_and(char::is_uppercase))
-            .collect();
+        self.names = names_in_title_and_lead(tagging, self.summary, self.content).collect();
         self
     }
 
@@ -186,6 +175,37 @@ impl<'a> StoryItem<'a> {
             self.summary
         }
     }
+}
+
+/// The names among the tagger's hits in an item's title and lead (its
+/// summary, or the body's first [`LEAD_WORDS`] words when it has none):
+/// the terms of the rules written with a capital. What
+/// [`StoryItem::names`] holds; the pipeline stores them with each item, so
+/// grouping need not tag it again.
+pub fn names_in_title_and_lead<'r>(
+    tagging: &Tagging<'r>,
+    summary: &str,
+    content: &str,
+) -> impl Iterator<Item = &'r str> {
+    let lead_end = if summary.trim().is_empty() {
+        Some(
+            StoryItem::new("", summary, content, "", Timestamp::UNIX_EPOCH)
+                .lead_content()
+                .len(),
+        )
+    } else {
+        None
+    };
+    tagging
+        .matches
+        .iter()
+        .filter(move |m| match m.field {
+            Field::Title => true,
+            Field::Summary => true,
+            Field::Content => lead_end.is_some_and(|end| m.end <= end),
+        })
+        .map(|m| m.term)
+        .filter(|term| term.chars().next().is_some_and(char::is_uppercase))
 }
 
 /// One story: indexes into the items given to [`group`].
@@ -307,15 +327,25 @@ fn average_link(
     // Per candidate story: the sum of similarities.
     let mut sums: Vec<(usize, f64)> = Vec::new();
     let mut sum_slot = vec![usize::MAX; items.len()];
+    // Per stem: its first posting still in the window. Items come in order
+    // of publication, so the window only moves forward, and the postings
+    // before it are never read again.
+    let mut first_in_window = vec![0usize; features.stem_count];
+    let published: Vec<Timestamp> = items.iter().map(|item| item.published).collect();
     for &i in order {
         let earliest = window_start(items[i].published, options.window);
         touched.clear();
         for &(stem, weight) in &features.vectors[i] {
-            for &(j, other) in postings[stem as usize].iter().rev() {
+            let list = &postings[stem as usize];
+            let first = &mut first_in_window[stem as usize];
+            while list
+                .get(*first)
+                .is_some_and(|&(j, _)| published[j as usize] < earliest)
+            {
+                *first += 1;
+            }
+            for &(j, other) in list[*first..].iter().rev() {
                 let j = j as usize;
-                if items[j].published < earliest {
-                    break;
-                }
                 if common_with[j] == 0 {
                     touched.push(j);
                 }
@@ -344,10 +374,7 @@ fn average_link(
                 continue;
             }
             // The names rule (and the script) may still rule the story out.
-            if clusters[c]
-                .iter()
-                .all(|&j| features.pair(i, j, options).is_some())
-            {
+            if clusters[c].iter().all(|&j| features.may_join(i, j, options)) {
                 best = Some((c, mean));
             }
         }
@@ -414,7 +441,7 @@ fn join_across_scripts(
     order.sort_by_key(|&c| (starts[c], c));
     // Per (story, other script): the best match, its similarity, and the
     // runner-up's similarity.
-    let mut best: HashMap<(usize, Script), (usize, f64, f64)> = HashMap::new();
+    let mut best = BestMatches::new(clusters.len());
     let mut first_open = 0;
     for (pos, &a) in order.iter().enumerate() {
         while starts[order[first_open]] < window_start(starts[a], window) {
@@ -427,8 +454,8 @@ fn join_across_scripts(
             let similarity = f64::from(dot(&vectors[a], &vectors[b]));
             for (from, to) in [(a, b), (b, a)] {
                 let entry = best
-                    .entry((from, scripts[to]))
-                    .or_insert((to, f64::MIN, f64::MIN));
+                    .entry(from, scripts[to])
+                    .get_or_insert((to, f64::MIN, f64::MIN));
                 if similarity > entry.1 {
                     *entry = (to, similarity, entry.1);
                 } else if similarity > entry.2 {
@@ -440,16 +467,18 @@ fn join_across_scripts(
     let mut parent: Vec<usize> = (0..clusters.len()).collect();
     let mut pairs: Vec<(usize, usize)> = best
         .iter()
-        .filter(|&(&(a, _), &(b, similarity, _))| {
+        .filter(|&(a, (b, similarity, _))| {
             a < b
                 && similarity >= threshold
-                && [(a, scripts[b]), (b, scripts[a])].iter().all(|key| {
-                    best.get(key).is_some_and(|&(to, first, second)| {
-                        (to == a || to == b) && first >= second * CLEAR_MARGIN
+                && [(a, scripts[b]), (b, scripts[a])]
+                    .into_iter()
+                    .all(|(story, script)| {
+                        best.get(story, script).is_some_and(|(to, first, second)| {
+                            (to == a || to == b) && first >= second * CLEAR_MARGIN
+                        })
                     })
-                })
         })
-        .map(|(&(a, _), &(b, _, _))| (a, b))
+        .map(|(a, (b, _, _))| (a, b))
         .collect();
     pairs.sort_unstable();
     for (a, b) in pairs {
@@ -463,6 +492,38 @@ fn join_across_scripts(
     }
     joined.retain(|members| !members.is_empty());
     joined
+}
+
+/// Per story and script: its best match among the stories in that script
+/// (the story, its similarity, the runner-up's similarity), if any.
+struct BestMatches(Vec<Option<(usize, f64, f64)>>);
+
+impl BestMatches {
+    const SCRIPTS: usize = 3;
+
+    fn new(stories: usize) -> BestMatches {
+        BestMatches(vec![None; stories * Self::SCRIPTS])
+    }
+
+    fn slot(story: usize, script: Script) -> usize {
+        story * Self::SCRIPTS + script as usize
+    }
+
+    fn entry(&mut self, story: usize, script: Script) -> &mut Option<(usize, f64, f64)> {
+        &mut self.0[Self::slot(story, script)]
+    }
+
+    fn get(&self, story: usize, script: Script) -> Option<(usize, f64, f64)> {
+        self.0[Self::slot(story, script)]
+    }
+
+    /// Every story's best match in each script it has one in.
+    fn iter(&self) -> impl Iterator<Item = (usize, (usize, f64, f64))> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, best)| best.map(|best| (slot / Self::SCRIPTS, best)))
+    }
 }
 
 /// How much better than the runner-up a story's best match in another
@@ -528,18 +589,21 @@ fn story_of(
 ) -> Story {
     // Publication order: the others are listed in it, and ties go to the first.
     members.sort_by_key(|&i| (items[i].published, i));
-    let centrality = |i: usize| -> f64 {
-        members
-            .iter()
-            .filter(|&&j| j != i)
-            .map(|&j| features.pair(i, j, options).unwrap_or(0.0))
-            .sum()
-    };
+    let centrality: Vec<f64> = members
+        .iter()
+        .map(|&i| {
+            members
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| features.pair(i, j, options).unwrap_or(0.0))
+                .sum()
+        })
+        .collect();
     let headline = members
         .iter()
         .copied()
         .enumerate()
-        .max_by(|&(pa, a), &(pb, b)| centrality(a).total_cmp(&centrality(b)).then(pb.cmp(&pa)))
+        .max_by(|&(pa, _), &(pb, _)| centrality[pa].total_cmp(&centrality[pb]).then(pb.cmp(&pa)))
         .map(|(_, i)| i)
         .unwrap_or(0);
     let others = members.into_iter().filter(|&i| i != headline).collect();
@@ -548,6 +612,7 @@ fn story_of(
 
 /// The features of every item: its weighted word stems and its names, as
 /// sorted ids.
+#[derive(Debug, PartialEq)]
 struct Features {
     similarity: Similarity,
     /// Per item: (stem id, weight), sorted by id; unit length for cosine.
@@ -572,60 +637,83 @@ const TITLE_WEIGHT: f32 = 2.0;
 const STEM_CHARS: usize = 6;
 
 impl Features {
+    /// Each item's text is normalised once; everything derived from a word
+    /// (its stem, whether it is a name, its name key) is worked out once per
+    /// distinct word in [`Vocabulary`], since a batch of news repeats its
+    /// words far more than it adds new ones.
     fn build(items: &[StoryItem], similarity: Similarity) -> Features {
-        let mut stems: HashMap<String, u32> = HashMap::new();
+        let mut vocabulary = Vocabulary::default();
         let mut counts: Vec<Vec<(u32, f32)>> = Vec::with_capacity(items.len());
+        // Name keys get provisional ids here, renumbered below.
+        let mut name_lists: Vec<Vec<u32>> = Vec::with_capacity(items.len());
+        let mut name_bags: Vec<Vec<(u32, f32)>> = Vec::with_capacity(items.len());
         for item in items {
+            let lead = item.lead();
             let mut bag: Vec<(u32, f32)> = Vec::new();
-            for (text, weight) in [(item.title, TITLE_WEIGHT), (item.lead(), 1.0)] {
-                for stem in stems_of(text) {
-                    let next = stems.len() as u32;
-                    let id = *stems.entry(stem).or_insert(next);
-                    bag.push((id, weight));
+            let mut names: Vec<u32> = item
+                .names
+                .iter()
+                .filter_map(|name| vocabulary.tagger_name(name.trim_end_matches('*')))
+                .collect();
+            let mut name_bag: Vec<(u32, f32)> = Vec::new();
+            for (text, weight) in [(item.title, TITLE_WEIGHT), (lead, 1.0)] {
+                let normalised = normalise(text);
+                for word in normalised.as_str().split(' ') {
+                    if let Some(stem) = vocabulary.stem(word) {
+                        bag.push((stem, weight));
+                    }
+                }
+                for word in text.split(|c: char| !c.is_alphanumeric()) {
+                    match vocabulary.capitalised(word) {
+                        CapitalisedWord::No => {}
+                        CapitalisedWord::Name(key) => {
+                            if let Some(key) = key {
+                                names.push(key);
+                                name_bag.push((key, weight));
+                            }
+                        }
+                        CapitalisedWord::Number(key) => name_bag.push((key, weight)),
+                    }
                 }
             }
             counts.push(bag);
+            name_lists.push(names);
+            name_bags.push(name_bag);
         }
-        let stem_count = stems.len();
+        let stem_count = vocabulary.stems.len();
         let vectors = match similarity {
             Similarity::TfIdfCosine => tf_idf(counts, stem_count),
             Similarity::Jaccard => counts.into_iter().map(merge_counts).collect(),
         };
-        let mut keys: HashMap<String, u32> = HashMap::new();
-        let mut intern = |key: String| {
-            let next = keys.len() as u32;
-            *keys.entry(key).or_insert(next)
+        // Name key ids in order of first use, every item's names before
+        // every item's weighted keys: the order the sums of the name
+        // vectors' products run in, kept as it was when each list was
+        // built by a pass of its own.
+        let mut renumbered = vec![u32::MAX; vocabulary.keys.len()];
+        let mut next = 0u32;
+        let mut number = |id: &mut u32| {
+            let slot = &mut renumbered[*id as usize];
+            if *slot == u32::MAX {
+                *slot = next;
+                next += 1;
+            }
+            *id = *slot;
         };
-        let names: Vec<Vec<u32>> = items
-            .iter()
-            .map(|item| {
-                let tagger = item.names.iter().map(|name| name.trim_end_matches('*'));
-                let capitalised = capitalised_words(item.title)
-                    .chain(capitalised_words(item.lead()))
-                    .filter(|w| !w.starts_with(|c: char| c.is_ascii_digit()));
-                let mut ids: Vec<u32> = tagger
-                    .chain(capitalised)
-                    .filter_map(name_key)
-                    .map(&mut intern)
-                    .collect();
+        for list in &mut name_lists {
+            list.iter_mut().for_each(&mut number);
+        }
+        for bag in &mut name_bags {
+            bag.iter_mut().for_each(|(id, _)| number(id));
+        }
+        let names: Vec<Vec<u32>> = name_lists
+            .into_iter()
+            .map(|mut ids| {
                 ids.sort_unstable();
                 ids.dedup();
                 ids
             })
             .collect();
-        let name_counts: Vec<Vec<(u32, f32)>> = items
-            .iter()
-            .map(|item| {
-                let mut bag: Vec<(u32, f32)> = Vec::new();
-                for (text, weight) in [(item.title, TITLE_WEIGHT), (item.lead(), 1.0)] {
-                    for key in capitalised_words(text).filter_map(name_key) {
-                        bag.push((intern(key), weight));
-                    }
-                }
-                bag
-            })
-            .collect();
-        let name_vectors = tf_idf(name_counts, keys.len());
+        let name_vectors = tf_idf(name_bags, next as usize);
         let scripts = items.iter().map(|item| Script::of(item.title)).collect();
         Features {
             similarity,
@@ -641,19 +729,23 @@ impl Features {
     /// cannot be one story whatever their words (or, written in different
     /// scripts, are compared only as stories).
     fn pair(&self, a: usize, b: usize, options: &GroupingOptions) -> Option<f64> {
-        if self.scripts[a] != self.scripts[b] {
-            // Words of two languages do not meet; `join_across_scripts`
-            // compares whole stories by their names instead.
+        if !self.may_join(a, b, options) {
             return None;
-        }
-        if options.require_shared_name {
-            let (na, nb) = (&self.names[a], &self.names[b]);
-            if !na.is_empty() && !nb.is_empty() && !shares(na, nb) {
-                return None;
-            }
         }
         let (va, vb) = (&self.vectors[a], &self.vectors[b]);
         Some(self.similarity_from(a, b, dot(va, vb), common_count(va, vb)))
+    }
+
+    /// Whether the rule lets items `a` and `b` be one story at all: same
+    /// script, and (when required) a shared name if both have names.
+    fn may_join(&self, a: usize, b: usize, options: &GroupingOptions) -> bool {
+        if self.scripts[a] != self.scripts[b] {
+            // Words of two languages do not meet; `join_across_scripts`
+            // compares whole stories by their names instead.
+            return false;
+        }
+        let (na, nb) = (&self.names[a], &self.names[b]);
+        !options.require_shared_name || na.is_empty() || nb.is_empty() || shares(na, nb)
     }
 
     /// The similarity of items `a` and `b` from the dot product of their
@@ -670,16 +762,99 @@ impl Features {
     }
 }
 
-/// The normalised, diacritic-folded, stemmed content words of a text.
-fn stems_of(text: &str) -> impl Iterator<Item = String> {
-    let normalised = normalise(text);
-    normalised
-        .as_str()
-        .split(' ')
-        .filter(|w| !w.is_empty() && !is_stopword(w))
-        .map(|w| fold(w).chars().take(STEM_CHARS).collect::<String>())
-        .collect::<Vec<_>>()
-        .into_iter()
+/// What grouping makes of each distinct word, worked out on its first
+/// use: the stem of a normalised word, and whether a word as written is a
+/// name or a number, with its key. Stems and keys are numbered in order
+/// of first use.
+#[derive(Default)]
+struct Vocabulary {
+    /// Normalised word → its stem's id; `None` for a function word.
+    stem_of_word: HashMap<String, Option<u32>>,
+    stems: HashMap<String, u32>,
+    /// Word as written → what it is as a name.
+    capitalised: HashMap<String, CapitalisedWord>,
+    /// A tagger's name → its key's id.
+    tagger_names: HashMap<String, Option<u32>>,
+    keys: HashMap<String, u32>,
+}
+
+/// A word as written, as a name: the words that begin with a capital
+/// letter (names, and the first words of sentences, which inverse document
+/// frequency discounts), and numbers of two digits or more.
+#[derive(Debug, Clone, Copy)]
+enum CapitalisedWord {
+    No,
+    /// It begins with a capital and is no function word; its key, if it
+    /// is long enough to have one.
+    Name(Option<u32>),
+    /// A number of two digits or more.
+    Number(u32),
+}
+
+impl Vocabulary {
+    /// The stem id of a word of normalised text: the word diacritic-folded
+    /// and cut to [`STEM_CHARS`]; `None` for a function word or nothing.
+    fn stem(&mut self, word: &str) -> Option<u32> {
+        if let Some(&known) = self.stem_of_word.get(word) {
+            return known;
+        }
+        let stem = (!word.is_empty() && !is_stopword(word)).then(|| {
+            let stem: String = fold(word).chars().take(STEM_CHARS).collect();
+            let next = self.stems.len() as u32;
+            *self.stems.entry(stem).or_insert(next)
+        });
+        self.stem_of_word.insert(word.to_owned(), stem);
+        stem
+    }
+
+    /// Whether a word as written (split at every character that is not a
+    /// letter or digit) is a name or a number, and its key.
+    fn capitalised(&mut self, word: &str) -> CapitalisedWord {
+        // Most words are neither: no need to look them up.
+        if !word
+            .chars()
+            .next()
+            .is_some_and(|first| first.is_uppercase() || first.is_ascii_digit())
+        {
+            return CapitalisedWord::No;
+        }
+        if let Some(&known) = self.capitalised.get(word) {
+            return known;
+        }
+        let mut chars = word.chars();
+        let kind = match chars.next() {
+            Some(first) if first.is_uppercase() && !is_stopword(&fold(word)) => {
+                CapitalisedWord::Name(self.key(word))
+            }
+            Some(first)
+                if first.is_ascii_digit() && word.len() >= 2 && word.chars().all(|c| c.is_ascii_digit()) =>
+            {
+                match self.key(word) {
+                    Some(key) => CapitalisedWord::Number(key),
+                    None => CapitalisedWord::No,
+                }
+            }
+            _ => CapitalisedWord::No,
+        };
+        self.capitalised.insert(word.to_owned(), kind);
+        kind
+    }
+
+    /// The key id of a name the tagger found.
+    fn tagger_name(&mut self, name: &str) -> Option<u32> {
+        if let Some(&known) = self.tagger_names.get(name) {
+            return known;
+        }
+        let key = self.key(name);
+        self.tagger_names.insert(name.to_owned(), key);
+        key
+    }
+
+    fn key(&mut self, name: &str) -> Option<u32> {
+        let key = name_key(name)?;
+        let next = self.keys.len() as u32;
+        Some(*self.keys.entry(key).or_insert(next))
+    }
 }
 
 /// Lower case without diacritics, so "Erdoğan" is "erdogan".
@@ -910,20 +1085,6 @@ impl Script {
             Script::Latin
         }
     }
-}
-
-/// The words of a text that begin with a capital letter (names, and the
-/// first words of sentences, which inverse document frequency discounts),
-/// and its numbers of two digits or more.
-fn capitalised_words(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| {
-        let mut chars = w.chars();
-        match chars.next() {
-            Some(first) if first.is_uppercase() => !is_stopword(&fold(w)),
-            Some(first) if first.is_ascii_digit() => w.len() >= 2 && w.chars().all(|c| c.is_ascii_digit()),
-            _ => false,
-        }
-    })
 }
 
 /// Names written differently in the three languages, beyond what
@@ -1282,6 +1443,159 @@ mod tests {
             assert_eq!(
                 indexed,
                 average_link_by_every_pair(&items, &features, &order, &options)
+            );
+        }
+    }
+
+    /// [`Features::build`] as its rule reads: every word of every item
+    /// normalised, folded, stemmed and keyed where it stands, one pass for
+    /// the stems, one for the names, one for the weighted name keys.
+    fn features_word_by_word(items: &[StoryItem], similarity: Similarity) -> Features {
+        fn stems_of(text: &str) -> Vec<String> {
+            normalise(text)
+                .as_str()
+                .split(' ')
+                .filter(|w| !w.is_empty() && !is_stopword(w))
+                .map(|w| fold(w).chars().take(STEM_CHARS).collect())
+                .collect()
+        }
+        fn capitalised_words(text: &str) -> impl Iterator<Item = &str> {
+            text.split(|c: char| !c.is_alphanumeric()).filter(|w| {
+                let mut chars = w.chars();
+                match chars.next() {
+                    Some(first) if first.is_uppercase() => !is_stopword(&fold(w)),
+                    Some(first) if first.is_ascii_digit() => {
+                        w.len() >= 2 && w.chars().all(|c| c.is_ascii_digit())
+                    }
+                    _ => false,
+                }
+            })
+        }
+        let mut stems: HashMap<String, u32> = HashMap::new();
+        let mut counts: Vec<Vec<(u32, f32)>> = Vec::new();
+        for item in items {
+            let mut bag = Vec::new();
+            for (text, weight) in [(item.title, TITLE_WEIGHT), (item.lead(), 1.0)] {
+                for stem in stems_of(text) {
+                    let next = stems.len() as u32;
+                    bag.push((*stems.entry(stem).or_insert(next), weight));
+                }
+            }
+            counts.push(bag);
+        }
+        let stem_count = stems.len();
+        let vectors = match similarity {
+            Similarity::TfIdfCosine => tf_idf(counts, stem_count),
+            Similarity::Jaccard => counts.into_iter().map(merge_counts).collect(),
+        };
+        let mut keys: HashMap<String, u32> = HashMap::new();
+        let mut intern = |key: String| {
+            let next = keys.len() as u32;
+            *keys.entry(key).or_insert(next)
+        };
+        let names = items
+            .iter()
+            .map(|item| {
+                let tagger = item.names.iter().map(|name| name.trim_end_matches('*'));
+                let capitalised = capitalised_words(item.title)
+                    .chain(capitalised_words(item.lead()))
+                    .filter(|w| !w.starts_with(|c: char| c.is_ascii_digit()));
+                let mut ids: Vec<u32> = tagger
+                    .chain(capitalised)
+                    .filter_map(name_key)
+                    .map(&mut intern)
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            })
+            .collect();
+        let name_counts = items
+            .iter()
+            .map(|item| {
+                let mut bag = Vec::new();
+                for (text, weight) in [(item.title, TITLE_WEIGHT), (item.lead(), 1.0)] {
+                    for key in capitalised_words(text).filter_map(name_key) {
+                        bag.push((intern(key), weight));
+                    }
+                }
+                bag
+            })
+            .collect();
+        let name_vectors = tf_idf(name_counts, keys.len());
+        let scripts = items.iter().map(|item| Script::of(item.title)).collect();
+        Features {
+            similarity,
+            vectors,
+            stem_count,
+            names,
+            name_vectors,
+            scripts,
+        }
+    }
+
+    /// The repository's labelled texts (as `benches/story.rs` cycles them),
+    /// with the names the shipped rules find in them.
+    fn labelled_texts() -> Vec<(String, String, String, Vec<String>)> {
+        #[derive(serde::Deserialize)]
+        struct Text {
+            title: String,
+            #[serde(default)]
+            summary: String,
+            #[serde(default)]
+            content: String,
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let rules = crate::tag::Rules::load(&root.join("config/rules.toml"))
+            .expect("the shipped rules")
+            .0;
+        let files = [
+            "stories/clusters.jsonl",
+            "corpus/dev.jsonl",
+            "tagger/challenge.jsonl",
+            "tagger/realstyle.jsonl",
+        ];
+        files
+            .iter()
+            .flat_map(|f| {
+                let text =
+                    std::fs::read_to_string(root.join("tests/fixtures").join(f)).expect("a labelled set");
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str::<Text>(l).expect("a JSON line"))
+                    .collect::<Vec<_>>()
+            })
+            .map(|t| {
+                let tagging = rules.tag(&crate::tag::Document {
+                    title: &t.title,
+                    summary: &t.summary,
+                    content: &t.content,
+                });
+                let item =
+                    StoryItem::new(&t.title, &t.summary, &t.content, "f", at(0)).with_tagging(&tagging);
+                let names = item.names.iter().map(|n| n.to_string()).collect();
+                (t.title.clone(), t.summary.clone(), t.content.clone(), names)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn features_built_word_by_word_once_are_the_features_of_every_word() {
+        let texts = labelled_texts();
+        assert!(texts.len() > 500, "{}", texts.len());
+        // Cycled to a few thousand, as the bench does, so words repeat.
+        let items: Vec<StoryItem> = (0..3 * texts.len())
+            .map(|i| {
+                let (title, summary, content, names) = &texts[i % texts.len()];
+                let mut item = StoryItem::new(title, summary, content, "f", at(i as i64));
+                item.names = names.iter().map(String::as_str).collect();
+                item
+            })
+            .collect();
+        for similarity in [Similarity::TfIdfCosine, Similarity::Jaccard] {
+            assert!(
+                Features::build(&items, similarity) == features_word_by_word(&items, similarity),
+                "{similarity:?}"
             );
         }
     }

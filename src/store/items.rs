@@ -34,6 +34,9 @@ pub struct NewItem {
     pub item: Item,
     pub keys: DedupKeys,
     pub tags: ItemTags,
+    /// The names the tagger found in the title and lead
+    /// (`story::names_in_title_and_lead`), kept for story grouping.
+    pub names: Vec<String>,
 }
 
 /// One successful poll: the feed's new validators and the items not seen before.
@@ -222,6 +225,12 @@ impl Store {
             for (id, t) in updates {
                 stmt.execute(params![id, serde_json::to_string(&t.tags)?, t.score, t.relevant])?;
             }
+            // The names were found under the old rules: grouping tags these
+            // items again instead (see `store::stories`).
+            let mut names = tx.prepare("DELETE FROM item_names WHERE item_id = ?1")?;
+            for (id, _) in updates {
+                names.execute([id])?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -312,12 +321,19 @@ fn insert_item(tx: &Connection, new: &NewItem, now: Timestamp, backfill: bool) -
         new.tags.relevant,
         !item.dated,
     ])?;
+    let id = tx.last_insert_rowid();
     let mut stmt = tx.prepare_cached(
         "INSERT INTO seen_hashes (hash, first_seen_at) VALUES (?1, ?2)
          ON CONFLICT (hash) DO UPDATE SET first_seen_at = excluded.first_seen_at",
     )?;
     for (kind, key) in new.keys.pairs() {
         stmt.execute(params![key_hash(kind, key), to_unix(now)])?;
+    }
+    // Only relevant items are grouped; one that `retag` makes relevant has
+    // no row and is tagged again by grouping.
+    if new.tags.relevant {
+        tx.prepare_cached("INSERT INTO item_names (item_id, names) VALUES (?1, ?2)")?
+            .execute(params![id, serde_json::to_string(&new.names)?])?;
     }
     Ok(())
 }
@@ -384,6 +400,7 @@ mod tests {
                 score: 2.0,
                 relevant: true,
             },
+            names: vec!["CSTO".into()],
         }
     }
 

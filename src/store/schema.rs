@@ -153,7 +153,19 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX story_items_story ON story_items (story_id);
     "#,
-    // 6: dedup keys stored as 64-bit hashes (see `items::key_hash`) in a
+    // 6: the names (places, people, organisations) the tagger found in an
+    // item's title and lead when it was stored, as a JSON array of rule
+    // terms, so story grouping reads them instead of tagging every item
+    // again. A narrow table, as for 5: a column added to `items` would sit
+    // after the article text and be read through its overflow pages. Items
+    // stored before this version have no row and are tagged again.
+    r#"
+    CREATE TABLE item_names (
+        item_id INTEGER PRIMARY KEY REFERENCES items (id) ON DELETE CASCADE,
+        names   TEXT NOT NULL
+    );
+    "#,
+    // 7: dedup keys stored as 64-bit hashes (see `items::key_hash`) in a
     // rowid table keyed by the hash. The text keys (URLs, titles, feed +
     // GUID: ~100 bytes each) made an index of 50 MB at 10,000 feeds that
     // every batch of new items rewrote at random pages; a hash is 8 bytes.
@@ -172,7 +184,7 @@ pub const MIGRATIONS: &[&str] = &[
 
 /// The version whose migration replaces text dedup keys by hashes; the
 /// rows of `seen_keys` are carried over in Rust (SQLite has no SipHash).
-pub const HASHED_KEYS_VERSION: i64 = 6;
+pub const HASHED_KEYS_VERSION: i64 = 7;
 
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;

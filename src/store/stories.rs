@@ -34,6 +34,10 @@ pub struct GroupingRow {
     pub published: Timestamp,
     /// The story it is already in; `None` for items to group.
     pub story_id: Option<i64>,
+    /// The names the tagger found in its title and lead when it was
+    /// stored; `None` for an item stored before they were kept (or
+    /// re-tagged since), which grouping tags again.
+    pub names: Option<Vec<String>>,
 }
 
 /// One grouping decision: these ungrouped items go into `story` (an
@@ -96,21 +100,34 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT i.id, i.feed, i.title, i.summary,
                     CASE WHEN trim(i.summary) = '' THEN substr(i.content, 1, ?1) ELSE '' END,
-                    i.published_at, {story}
+                    i.published_at, {story},
+                    (SELECT n.names FROM item_names n WHERE n.item_id = i.id)
              {from}"
         ))?;
         let rows = stmt.query_map(params, |r| {
-            Ok(GroupingRow {
-                id: r.get(0)?,
-                feed: r.get(1)?,
-                title: r.get(2)?,
-                summary: r.get(3)?,
-                lead_content: r.get(4)?,
-                published: from_unix(r.get(5)?),
-                story_id: r.get(6)?,
-            })
+            Ok((
+                GroupingRow {
+                    id: r.get(0)?,
+                    feed: r.get(1)?,
+                    title: r.get(2)?,
+                    summary: r.get(3)?,
+                    lead_content: r.get(4)?,
+                    published: from_unix(r.get(5)?),
+                    story_id: r.get(6)?,
+                    names: None,
+                },
+                r.get::<_, Option<String>>(7)?,
+            ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut grouping = Vec::new();
+        for row in rows {
+            let (mut row, names) = row?;
+            // Names that do not read (written by hand?) are found again
+            // by tagging, as for an item stored without them.
+            row.names = names.and_then(|n| serde_json::from_str(&n).ok());
+            grouping.push(row);
+        }
+        Ok(grouping)
     }
 
     /// Writes grouping decisions in one transaction. An item that got a
@@ -278,6 +295,64 @@ mod tests {
             store.conn().execute(DELETE_EMPTY_STORIES, []).unwrap(),
             1,
             "the story created for nothing"
+        );
+    }
+
+    #[test]
+    fn grouping_reads_the_names_stored_with_an_item_until_it_is_re_tagged() {
+        use crate::store::items::{ItemTags, NewItem, PollSuccess};
+        let mut store = Store::open_in_memory().unwrap();
+        let at = Timestamp::from_second(1_790_000_000).unwrap();
+        let item = crate::item::Item {
+            feed: "Feed".into(),
+            guid: Some("1".into()),
+            url: None,
+            title: "CSTO ministers meet in Minsk".into(),
+            summary: String::new(),
+            content: String::new(),
+            published: at,
+            dated: true,
+            updated: None,
+            categories: Vec::new(),
+        };
+        let tags = ItemTags {
+            tags: vec!["csto".into()],
+            score: 2.0,
+            relevant: true,
+        };
+        store
+            .record_poll_success(PollSuccess {
+                name: "Feed",
+                url: "https://e.example/feed",
+                at,
+                status: "200",
+                etag: None,
+                last_modified: None,
+                items: vec![NewItem {
+                    keys: crate::dedup::DedupKeys::of(&item),
+                    item,
+                    tags: tags.clone(),
+                    names: vec!["CSTO".into(), "Minsk".into()],
+                }],
+                backfill: std::time::Duration::from_secs(86_400),
+                next_poll_at: at,
+                warning: None,
+            })
+            .unwrap();
+        let stored = add_item(&store, "stored before names were kept", "", "", 100);
+
+        let rows = store.ungrouped_items().unwrap();
+        let names = |id: i64| rows.iter().find(|r| r.id == id).unwrap().names.clone();
+        let polled = rows.iter().find(|r| r.id != stored).unwrap().id;
+        assert_eq!(names(polled), Some(vec!["CSTO".to_string(), "Minsk".to_string()]));
+        assert_eq!(names(stored), None, "no row: grouping tags it again");
+
+        store.update_tags(&[(polled, tags)]).unwrap();
+        let rows = store.ungrouped_items().unwrap();
+        assert_eq!(
+            rows.iter().find(|r| r.id == polled).unwrap().names,
+            None,
+            "names found under the old rules are forgotten"
         );
     }
 

@@ -11,8 +11,10 @@
 //! already posted joins that story: the digest then says "more on".
 //!
 //! The names grouping compares are the tagger's hits in the title and lead,
-//! so the items are tagged again here, on those few words only (the body
-//! past the lead is never read); the rules are the ones in force.
+//! stored with each item when the pipeline tagged it (migration 6). An item
+//! stored before that, or re-tagged since, has none stored and is tagged
+//! again here, on those few words only (the body past the lead is never
+//! read), with the rules in force.
 //!
 //! Only items that no destination has received are grouped: an item
 //! delivered before grouping existed (or while it failed) keeps no story.
@@ -126,13 +128,16 @@ pub fn decide(
     options: &GroupingOptions,
 ) -> Vec<StoryAssignment> {
     let rows: Vec<&GroupingRow> = context.iter().chain(ungrouped).collect();
+    // Only items stored without their names are tagged again.
     let taggings: Vec<_> = rows
         .iter()
         .map(|r| {
-            rules.tag(&Document {
-                title: &r.title,
-                summary: &r.summary,
-                content: &r.lead_content,
+            r.names.is_none().then(|| {
+                rules.tag(&Document {
+                    title: &r.title,
+                    summary: &r.summary,
+                    content: &r.lead_content,
+                })
             })
         })
         .collect();
@@ -140,7 +145,14 @@ pub fn decide(
         .iter()
         .zip(&taggings)
         .map(|(r, tagging)| {
-            StoryItem::new(&r.title, &r.summary, &r.lead_content, &r.feed, r.published).with_tagging(tagging)
+            let item = StoryItem::new(&r.title, &r.summary, &r.lead_content, &r.feed, r.published);
+            match tagging {
+                Some(tagging) => item.with_tagging(tagging),
+                None => StoryItem {
+                    names: r.names.iter().flatten().map(String::as_str).collect(),
+                    ..item
+                },
+            }
         })
         .collect();
 
@@ -202,6 +214,7 @@ mod tests {
             lead_content: String::new(),
             published: Timestamp::from_second(1_790_000_000 + hour * 3600).unwrap(),
             story_id: story,
+            names: None,
         }
     }
 
@@ -251,6 +264,55 @@ mod tests {
         assert!([1, 3].contains(&joined.headline));
         let fresh = decided.iter().find(|a| a.items == vec![4]).unwrap();
         assert_eq!((fresh.story, fresh.headline), (None, 4));
+    }
+
+    #[test]
+    fn names_stored_with_the_items_decide_as_tagging_them_again_does() {
+        let rules = rules();
+        let mut rows = vec![
+            row(
+                1,
+                "A",
+                "Azerbaijani troops fire on Armenian posts near Sotk",
+                "",
+                0,
+                Some(10),
+            ),
+            row(
+                2,
+                "B",
+                "Shooting near Sotk: Azerbaijani troops fire on Armenian posts",
+                "",
+                2,
+                None,
+            ),
+            row(3, "C", "Pashinyan and Aliyev meet in Abu Dhabi", "", 3, None),
+            row(
+                4,
+                "D",
+                "Лукашенко уверен, что Армения вернется в ОДКБ",
+                "",
+                4,
+                None,
+            ),
+        ];
+        let tagging_again = decide(&rows[1..], &rows[..1], &rules, &GroupingOptions::default());
+        for r in &mut rows {
+            let tagging = rules.tag(&Document {
+                title: &r.title,
+                summary: &r.summary,
+                content: &r.lead_content,
+            });
+            let names = crate::story::names_in_title_and_lead(&tagging, &r.summary, &r.lead_content);
+            r.names = Some(names.map(str::to_owned).collect());
+        }
+        assert!(
+            rows.iter()
+                .all(|r| r.names.as_ref().is_some_and(|n| !n.is_empty()))
+        );
+        let stored = decide(&rows[1..], &rows[..1], &rules, &GroupingOptions::default());
+        assert_eq!(stored, tagging_again);
+        assert_eq!(stored.len(), 3, "{stored:?}");
     }
 
     #[test]
