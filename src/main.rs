@@ -179,6 +179,8 @@ fn main() -> ExitCode {
         }
         Command::Man { dir } => write_man_pages(dir.as_deref()),
     };
+    // Every database closed (and its WAL checkpointed) before the process ends.
+    cstowatch::store::wait_until_closed(std::time::Duration::from_secs(5));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(message)) => {

@@ -80,6 +80,10 @@ fn two_polls_and_a_restart_store_each_item_once_with_304s() {
     let install = Install::new(&standard_config(&server));
 
     install.run(&["run", "--once", "--dry-run"]).expect_code(0);
+    // The process closed its database before exiting: the WAL was
+    // checkpointed and removed, so the next process has nothing to recover.
+    let wal = install.db_path().with_extension("db-wal");
+    assert!(!wal.exists(), "{} left behind by run --once", wal.display());
     // 4 MassisPost items (one older than the backfill window) + 2 EVN items.
     assert_eq!(install.count("SELECT count(*) FROM items"), 6);
     assert_eq!(

@@ -106,10 +106,11 @@ impl StoreHandle {
 
     fn start(store: Store) -> Result<StoreHandle> {
         let (jobs, queue) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("cstowatch-store".into())
             .spawn(move || serve(store, queue))
             .map_err(StoreError::Thread)?;
+        store_threads().push(thread);
         Ok(StoreHandle {
             jobs,
             queue_room: Arc::new(Semaphore::new(MAX_QUEUED_WRITES)),
@@ -194,6 +195,34 @@ impl StoreHandle {
 
     fn send(&self, job: Job) -> Result<()> {
         self.jobs.send(job).map_err(|_| StoreError::Closed)
+    }
+}
+
+/// Every store thread started in this process, so the process can wait for
+/// them to close their databases before it exits.
+fn store_threads() -> std::sync::MutexGuard<'static, Vec<std::thread::JoinHandle<()>>> {
+    static THREADS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+    THREADS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits, at most `limit`, for every store thread whose handles are all
+/// dropped to finish its queued work and close its database. Called as the
+/// process exits: a thread killed by the exit leaves its last commits in
+/// the WAL, not checkpointed, and the next process to open the database
+/// pays for reading and checkpointing them (a 10,000-feed `status` after a
+/// `run --once`: 0.46 s of system time instead of 0.1 s). Closing the last
+/// connection checkpoints the WAL and removes it. A thread still in use
+/// (a handle kept alive) is left to the exit, as before.
+pub fn wait_until_closed(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let threads = std::mem::take(&mut *store_threads());
+    for thread in threads {
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        }
     }
 }
 

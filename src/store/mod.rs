@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use handle::{BATCH_WINDOW, MAX_BATCH, MAX_BATCH_TIME, MAX_QUEUED_WRITES, QueuedWrite, StoreHandle};
+pub use handle::{
+    BATCH_WINDOW, MAX_BATCH, MAX_BATCH_TIME, MAX_QUEUED_WRITES, QueuedWrite, StoreHandle, wait_until_closed,
+};
 pub use schema::CURRENT_VERSION;
 
 /// Prepared statements kept per connection: every statement of the hot
