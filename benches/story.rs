@@ -38,37 +38,20 @@ use cstowatch::story::assign::group_pending;
 use cstowatch::story::{GroupingOptions, Story, StoryItem, group};
 use cstowatch::tag::{Document, Rules};
 use jiff::{SignedDuration, Timestamp};
-use serde::Deserialize;
 
 const PENDING: usize = 10_000;
 
-#[derive(Deserialize)]
-struct Text {
-    title: String,
-    #[serde(default)]
-    summary: String,
-    #[serde(default)]
-    content: String,
-}
+#[path = "support/labelled_texts.rs"]
+mod labelled_texts;
+use labelled_texts::Text;
 
 fn texts() -> Vec<Text> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let files = [
+    labelled_texts::read(&[
         "stories/clusters.jsonl",
         "corpus/dev.jsonl",
         "tagger/challenge.jsonl",
         "tagger/realstyle.jsonl",
-    ];
-    files
-        .iter()
-        .flat_map(|f| {
-            let text = std::fs::read_to_string(root.join(f)).expect("a labelled set");
-            text.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str::<Text>(l).expect("a JSON line"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    ])
 }
 
 fn bench_grouping(c: &mut Criterion) {

@@ -12,23 +12,10 @@ use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use prometheus_parse::{Scrape, Value};
-use support::cli::{Install, hours_ago};
+use support::cli::Install;
 use support::fake_telegram::{CHANNEL, Failure as TelegramFailure, FakeTelegram, TOKEN};
-use support::feed_server::{FeedServer, Route};
+use support::feed_server::{FeedServer, Route, rss};
 use support::service::Service;
-
-fn rss(server: &FeedServer, items: &[(&str, &str)]) -> String {
-    let mut s = String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title>");
-    for (slug, title) in items {
-        s.push_str(&format!(
-            "<item><title>{title}</title><link>{}</link><guid>{slug}</guid><pubDate>{}</pubDate></item>",
-            server.url(&format!("/a/{slug}")),
-            hours_ago(1)
-        ));
-    }
-    s.push_str("</channel></rss>");
-    s
-}
 
 /// One feed `a`, polled every second; `extra` is appended (an `[http]` section).
 fn config(server: &FeedServer, extra: &str) -> String {

@@ -13,14 +13,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cstowatch::report::chart::{HEIGHT, SERIES_COLOURS, WIDTH, faint};
 use support::cli::{Install, hours_ago, repo_path};
 use support::fake_telegram::{CHANNEL, Failure, FakeTelegram, TOKEN};
 use support::feed_server::{FeedServer, Route};
+use support::service::Service;
 
 /// (hours ago, title, summary) of feed A: six CSTO and six
 /// Armenia–Azerbaijan events over six days of this week, five
@@ -265,31 +264,15 @@ async fn the_weekly_report_goes_out_once_across_the_service_two_runs_and_restart
 
     // The service: at start the latest weekly slot has passed (it is at most
     // a week old), so it queues that week's report and sends it.
-    let mut child = install
-        .command(&["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
+    let mut service = Service::start(&install);
     let deadline = Instant::now() + Duration::from_secs(20);
     while photos(&fake).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    let log = log.join().unwrap().join("\n");
-    assert!(status.success(), "{log}");
+    service.signal("TERM");
+    let (code, _) = service.wait_exit(Duration::from_secs(20));
+    let log = service.whole_log();
+    assert_eq!(code, 0, "{log}");
     assert!(log.contains("weekly report queued"), "{log}");
 
     // Two more runs after the restart: nothing new to queue or send.

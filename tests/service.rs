@@ -6,22 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::cli::{Install, hours_ago};
-use support::feed_server::{FeedServer, Route};
+use support::cli::Install;
+use support::feed_server::{FeedServer, Route, rss};
 use support::service::Service;
-
-fn rss(server: &FeedServer, items: &[(&str, &str)]) -> String {
-    let mut s = String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title>");
-    for (slug, title) in items {
-        s.push_str(&format!(
-            "<item><title>{title}</title><link>{}</link><guid>{slug}</guid><pubDate>{}</pubDate></item>",
-            server.url(&format!("/a/{slug}")),
-            hours_ago(1)
-        ));
-    }
-    s.push_str("</channel></rss>");
-    s
-}
 
 fn config(server: &FeedServer, feeds: &[&str]) -> String {
     let mut c = String::from("[poll]\ninterval = \"1s\"\ntimeout = \"2s\"\n[digest]\nevery = \"1h\"\n");

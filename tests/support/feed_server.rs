@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::cli::hours_ago;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -85,6 +87,21 @@ pub struct FeedServer {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// An RSS 2.0 document of `(slug, title)` items, each linking to `/a/<slug>`
+/// on `server` and published an hour ago.
+pub fn rss(server: &FeedServer, items: &[(&str, &str)]) -> String {
+    let mut s = String::from("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>T</title>");
+    for (slug, title) in items {
+        s.push_str(&format!(
+            "<item><title>{title}</title><link>{}</link><guid>{slug}</guid><pubDate>{}</pubDate></item>",
+            server.url(&format!("/a/{slug}")),
+            hours_ago(1)
+        ));
+    }
+    s.push_str("</channel></rss>");
+    s
 }
 
 impl FeedServer {

@@ -61,6 +61,14 @@ impl Service {
         );
     }
 
+    /// Every line the service logged, once it has exited (its stderr closed).
+    pub fn whole_log(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.seen.push(line);
+        }
+        self.seen.join("\n")
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = std::process::Command::new("kill")
             .arg(format!("-{sig}"))
