@@ -472,9 +472,10 @@ pub fn report(config_path: &Path, out: Option<&Path>, dry_run: bool) -> CommandR
             }
             return Ok(());
         };
-        // Its own key per request: asking for the chart again posts it again,
-        // and never stands in for the scheduled report of the same week.
-        let key = format!("{key}:on-demand:{}", now.as_second());
+        // Its own key per request: asking for the chart again posts it again
+        // (even within the same second: the key is to the nanosecond), and
+        // never stands in for the scheduled report of the same week.
+        let key = format!("{key}:on-demand:{}", now.as_nanosecond());
         let destinations: Vec<String> = deliverer.reader_destination_ids().into_iter().map(String::from).collect();
         crate::report::queue(&store, destinations, key, caption, png, now).await?;
         let delivery = deliverer
