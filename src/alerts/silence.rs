@@ -47,9 +47,7 @@ impl SilenceModel {
     pub fn learn(arrivals: &[Timestamp], now: Timestamp) -> SilenceModel {
         let mut distinct: Vec<Timestamp> = arrivals.iter().copied().filter(|t| *t <= now).collect();
         distinct.dedup();
-        let cutoff = now
-            .checked_sub(jiff::SignedDuration::try_from(HISTORY).unwrap_or(jiff::SignedDuration::ZERO))
-            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let cutoff = history_start(now);
         let recent = distinct.partition_point(|t| *t < cutoff);
         let start = recent.min(distinct.len().saturating_sub(MIN_ARRIVALS));
         let mut gaps: Vec<Duration> = distinct[start..]
@@ -70,12 +68,31 @@ impl SilenceModel {
         }
     }
 
+    /// Drops from `arrivals` (ascending, distinct) what no later learning
+    /// can use: [`SilenceModel::learn`] as of any time at or after `now`
+    /// gives the same model from what is kept as from all of them. Kept:
+    /// every arrival within [`HISTORY`] of `now`, and at least the last
+    /// [`MIN_ARRIVALS`]. This is what bounds a feed's stored history (see
+    /// `store::alerts`), so the model never reads every item ever stored.
+    pub fn retain_learnable(arrivals: &mut Vec<Timestamp>, now: Timestamp) {
+        let cutoff = history_start(now);
+        let recent = arrivals.partition_point(|t| *t < cutoff);
+        let start = recent.min(arrivals.len().saturating_sub(MIN_ARRIVALS));
+        arrivals.drain(..start);
+    }
+
     /// How long a silence must last to be reported: [`FACTOR`] usual gaps,
     /// never less than `floor`.
     pub fn threshold(&self, floor: Duration) -> Duration {
         self.usual_gap
             .map_or(floor, |gap| gap.saturating_mul(FACTOR).max(floor))
     }
+}
+
+/// The earliest arrival [`HISTORY`] covers as of `now`.
+fn history_start(now: Timestamp) -> Timestamp {
+    now.checked_sub(jiff::SignedDuration::try_from(HISTORY).unwrap_or(jiff::SignedDuration::ZERO))
+        .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -163,5 +180,36 @@ mod tests {
         ];
         let model = SilenceModel::learn(&arrivals, now());
         assert_eq!((model.gaps, model.usual_gap), (3, Some(Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn what_is_retained_learns_the_same_model_later() {
+        // Feeds of every pace, some with a month-old archive, judged as of
+        // the time of the write and at later times.
+        let paces = [
+            (600, 400),
+            (3 * HOUR, 300),
+            (DAY.as_secs() as i64, 60),
+            (9 * DAY.as_secs() as i64, 12),
+        ];
+        for (step, count) in paces {
+            for extra in [0, 1, 5] {
+                let mut all = every(step, count);
+                all.extend(every(step * 7 + 13, extra));
+                all.sort_unstable();
+                all.dedup();
+                let mut kept = all.clone();
+                SilenceModel::retain_learnable(&mut kept, now());
+                assert!(kept.len() >= MIN_ARRIVALS.min(all.len()));
+                for later in [0, HOUR, 5 * DAY.as_secs() as i64, 40 * DAY.as_secs() as i64] {
+                    let at = now() + jiff::SignedDuration::from_secs(later);
+                    assert_eq!(
+                        SilenceModel::learn(&kept, at),
+                        SilenceModel::learn(&all, at),
+                        "step {step}, count {count}, extra {extra}, {later} s later"
+                    );
+                }
+            }
+        }
     }
 }

@@ -92,32 +92,28 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every feed's item arrivals (see [`Arrivals`]), from every stored item.
+    /// Every feed's item arrivals (see [`Arrivals`]): the history kept with
+    /// each feed (see [`add_arrivals`]), one row per feed however many items
+    /// are stored.
     pub fn feed_arrivals(&self) -> Result<HashMap<String, Arrivals>> {
-        // One pass over the covering index `items_arrivals` (never the
-        // items' text), each feed's times sorted here.
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT feed,
-                    CASE WHEN undated = 0 AND published_at < first_seen_at THEN published_at
-                         ELSE first_seen_at END,
-                    first_seen_at
-             FROM items INDEXED BY items_arrivals ORDER BY feed",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, arrivals, last_item_seen_at FROM feeds")?;
         let mut rows = stmt.query([])?;
-        let mut by_feed: HashMap<String, Arrivals> = HashMap::new();
+        let mut by_feed = HashMap::new();
         while let Some(r) = rows.next()? {
-            // Borrowed: a name is copied once per feed, not once per item.
-            let feed = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-            let (arrival, first_seen) = (from_unix(r.get(1)?), from_unix(r.get(2)?));
-            let arrivals = match by_feed.get_mut(feed) {
-                Some(a) => a,
-                None => by_feed.entry(feed.to_string()).or_default(),
-            };
-            arrivals.times.push(arrival);
-            arrivals.last_first_seen = arrivals.last_first_seen.max(Some(first_seen));
-        }
-        for arrivals in by_feed.values_mut() {
-            arrivals.times.sort_unstable();
+            let times = decode_arrivals(r.get_ref(1)?.as_blob_or_null().map_err(rusqlite::Error::from)?);
+            let last_first_seen = ts(r, 2)?;
+            if times.is_empty() && last_first_seen.is_none() {
+                continue;
+            }
+            by_feed.insert(
+                r.get(0)?,
+                Arrivals {
+                    times,
+                    last_first_seen,
+                },
+            );
         }
         Ok(by_feed)
     }
@@ -210,12 +206,95 @@ impl Store {
     }
 }
 
+/// When an item counts as having arrived (see [`Arrivals::times`]).
+pub(super) fn arrival_of(published: i64, first_seen: i64, dated: bool) -> i64 {
+    if dated && published < first_seen {
+        published
+    } else {
+        first_seen
+    }
+}
+
+/// Adds the arrival times (unix seconds) of items a poll at `at` stored to
+/// a feed's kept history, as stored in `feeds.arrivals`, and returns the new
+/// value. Only what the silence model can still use is kept
+/// ([`SilenceModel::retain_learnable`]: a feed's last 28 days, at least its
+/// last eight arrivals), so the history stays a few hundred bytes for most
+/// feeds and `status` reads one row per feed, not every stored item. The
+/// model is learned as of a feed's latest successful poll, never earlier
+/// than `at`, so what is dropped here could never have counted.
+///
+/// [`SilenceModel::retain_learnable`]: crate::alerts::silence::SilenceModel::retain_learnable
+pub(super) fn add_arrivals(
+    stored: Option<&[u8]>,
+    new: impl IntoIterator<Item = i64>,
+    at: Timestamp,
+) -> Vec<u8> {
+    let mut times = decode_arrivals(stored);
+    times.extend(new.into_iter().map(from_unix));
+    times.sort_unstable();
+    times.dedup();
+    crate::alerts::silence::SilenceModel::retain_learnable(&mut times, at);
+    encode_arrivals(&times)
+}
+
+/// Ascending distinct times, as 8-byte little-endian unix seconds.
+fn encode_arrivals(times: &[Timestamp]) -> Vec<u8> {
+    times.iter().flat_map(|t| to_unix(*t).to_le_bytes()).collect()
+}
+
+/// The stored history back to times; a damaged tail (not a whole 8 bytes)
+/// is ignored rather than failing every alert evaluation.
+fn decode_arrivals(blob: Option<&[u8]>) -> Vec<Timestamp> {
+    blob.unwrap_or_default()
+        .chunks_exact(8)
+        .map(|b| from_unix(i64::from_le_bytes(b.try_into().unwrap_or_default())))
+        .collect()
+}
+
+/// Part of the migration that keeps arrivals with each feed: works out
+/// every feed's history from its stored items, as the pipeline would have
+/// kept it poll by poll.
+pub(super) fn fill_feed_arrivals(tx: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let mut read = tx.prepare(
+        "SELECT feed, published_at, first_seen_at, undated FROM items INDEXED BY items_arrivals ORDER BY feed",
+    )?;
+    let mut write = tx.prepare("UPDATE feeds SET arrivals = ?2, last_item_seen_at = ?3 WHERE name = ?1")?;
+    let mut rows = read.query([])?;
+    let mut current: Option<(String, Vec<i64>, i64)> = None;
+    let mut flush = |feed: (String, Vec<i64>, i64)| -> rusqlite::Result<()> {
+        let (name, times, last_seen) = feed;
+        let blob = add_arrivals(None, times, from_unix(last_seen));
+        write.execute(params![name, blob, last_seen])?;
+        Ok(())
+    };
+    while let Some(r) = rows.next()? {
+        let feed = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let (published, first_seen, undated): (i64, i64, bool) = (r.get(1)?, r.get(2)?, r.get(3)?);
+        if current.as_ref().is_none_or(|c| c.0 != feed) {
+            if let Some(done) = current.take() {
+                flush(done)?;
+            }
+            current = Some((feed.to_string(), Vec::new(), i64::MIN));
+        }
+        if let Some((_, times, last_seen)) = current.as_mut() {
+            times.push(arrival_of(published, first_seen, !undated));
+            *last_seen = (*last_seen).max(first_seen);
+        }
+    }
+    if let Some(done) = current.take() {
+        flush(done)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::feeds::FeedFailure;
     use crate::store::items::PollSuccess;
     use crate::store::notices::NoticeKind;
+    use rusqlite::OptionalExtension;
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(s).unwrap()
@@ -293,27 +372,144 @@ mod tests {
         assert_eq!(facts["Up"].failing_since, None);
     }
 
+    fn new_item(feed: &str, n: u32, published: i64, dated: bool) -> crate::store::items::NewItem {
+        let item = crate::item::Item {
+            feed: feed.into(),
+            guid: Some(format!("{feed}-{n}")),
+            url: Some(url::Url::parse(&format!("https://a.example/{feed}/{n}")).unwrap()),
+            title: format!("Item {n} of {feed}"),
+            summary: String::new(),
+            content: String::new(),
+            published: at(published),
+            updated: None,
+            dated,
+            categories: vec![],
+        };
+        let keys = crate::dedup::DedupKeys::of(&item);
+        crate::store::items::NewItem {
+            item,
+            keys,
+            tags: Default::default(),
+            names: vec![],
+        }
+    }
+
+    fn poll_with<'a>(name: &'a str, t: i64, items: Vec<crate::store::items::NewItem>) -> PollSuccess<'a> {
+        PollSuccess {
+            status: "200",
+            items,
+            ..success(name, t)
+        }
+    }
+
     #[test]
     fn arrivals_use_dates_not_after_first_seen() {
-        let s = Store::open_in_memory().unwrap();
-        for (feed, published, first_seen, undated) in [
-            ("A", 50, 100, false),
-            ("A", 500, 100, false),
-            ("A", 10, 300, true),
-            ("B", 70, 80, false),
-        ] {
-            s.conn()
-                .execute(
+        let mut s = Store::open_in_memory().unwrap();
+        s.record_poll_success(poll_with(
+            "A",
+            100,
+            vec![new_item("A", 1, 50, true), new_item("A", 2, 500, true)],
+        ))
+        .unwrap();
+        s.record_poll_success(poll_with("A", 300, vec![new_item("A", 3, 10, false)]))
+            .unwrap();
+        // A 304, and a poll whose only entry is already stored, add nothing.
+        s.record_poll_success(success("A", 400)).unwrap();
+        s.record_poll_success(poll_with("A", 450, vec![new_item("A", 3, 10, false)]))
+            .unwrap();
+        s.record_poll_success(poll_with("B", 80, vec![new_item("B", 1, 70, true)]))
+            .unwrap();
+        s.record_poll_success(success("C", 90)).unwrap();
+        let arrivals = s.feed_arrivals().unwrap();
+        assert_eq!(arrivals["A"].times, vec![at(50), at(100), at(300)]);
+        assert_eq!(arrivals["A"].last_first_seen, Some(at(300)));
+        assert_eq!(arrivals["B"].times, vec![at(70)]);
+        assert_eq!(arrivals["B"].last_first_seen, Some(at(80)));
+        assert!(
+            !arrivals.contains_key("C"),
+            "a feed with no items has no arrivals"
+        );
+    }
+
+    #[test]
+    fn a_feeds_kept_history_is_its_last_four_weeks_and_at_least_eight_items() {
+        const DAY: i64 = 86_400;
+        let mut s = Store::open_in_memory().unwrap();
+        let start = 1_000 * DAY;
+        // A busy feed: one item a day for 60 days; a slow one: one a month for a year.
+        for day in 0..60 {
+            let t = start + day * DAY;
+            s.record_poll_success(poll_with(
+                "busy",
+                t,
+                vec![new_item("busy", day as u32, t - 60, true)],
+            ))
+            .unwrap();
+        }
+        for month in 0..12 {
+            let t = start + month * 30 * DAY;
+            s.record_poll_success(poll_with(
+                "slow",
+                t,
+                vec![new_item("slow", month as u32, t, true)],
+            ))
+            .unwrap();
+        }
+        let arrivals = s.feed_arrivals().unwrap();
+        let busy = &arrivals["busy"].times;
+        let last_poll = start + 59 * DAY;
+        assert!(busy.iter().all(|t| *t >= at(last_poll - 28 * DAY)), "{busy:?}");
+        assert_eq!(busy.len(), 28);
+        let slow = &arrivals["slow"].times;
+        assert_eq!(slow.len(), crate::alerts::silence::MIN_ARRIVALS);
+        assert_eq!(slow.last(), Some(&at(start + 11 * 30 * DAY)));
+    }
+
+    #[test]
+    fn upgrading_works_out_each_feeds_arrivals_from_its_stored_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            let before = super::super::schema::FEED_ARRIVALS_VERSION - 1;
+            for sql in &super::super::schema::MIGRATIONS[..before as usize] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", before).unwrap();
+            conn.execute_batch("INSERT INTO feeds (name, url) VALUES ('A', 'https://a/'), ('B', 'https://b/'), ('C', 'https://c/')")
+                .unwrap();
+            for (feed, published, first_seen, undated) in [
+                ("A", 50, 100, false),
+                ("A", 500, 100, false),
+                ("A", 10, 300, true),
+                ("B", 70, 80, false),
+            ] {
+                conn.execute(
                     "INSERT INTO items (feed, title, published_at, first_seen_at, status, undated)
                      VALUES (?1, 't', ?2, ?3, 'pending', ?4)",
                     params![feed, published, first_seen, undated],
                 )
                 .unwrap();
+            }
         }
+        let s = Store::open(&path).unwrap();
         let arrivals = s.feed_arrivals().unwrap();
         assert_eq!(arrivals["A"].times, vec![at(50), at(100), at(300)]);
         assert_eq!(arrivals["A"].last_first_seen, Some(at(300)));
         assert_eq!(arrivals["B"].times, vec![at(70)]);
+        assert_eq!(arrivals["B"].last_first_seen, Some(at(80)));
+        assert!(!arrivals.contains_key("C"));
+        assert_eq!(s.undated_counts().unwrap(), HashMap::from([("A".to_string(), 1)]));
+        let index: Option<String> = s
+            .conn()
+            .query_row(
+                "SELECT name FROM sqlite_master WHERE name = 'items_arrivals'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap();
+        assert_eq!(index, None, "the old index is dropped");
     }
 
     #[test]

@@ -198,6 +198,9 @@ impl Store {
             if (i + 1) as i64 == schema::HASHED_KEYS_VERSION {
                 items::rehash_seen_keys(&tx)?;
             }
+            if (i + 1) as i64 == schema::FEED_ARRIVALS_VERSION {
+                alerts::fill_feed_arrivals(&tx)?;
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
