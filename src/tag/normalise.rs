@@ -873,6 +873,75 @@ mod tests {
     }
 
     #[test]
+    fn candidates_are_the_words_the_filter_admits() {
+        // Every word of the normalised text, however it was written (inside
+        // one eight-byte chunk, across chunks, ended by the slow path after
+        // punctuation, entities or non-ASCII), is listed exactly when the
+        // filter admits its first bytes and length: the normaliser's shortcut
+        // for a word's head must see the same bytes the word has.
+        let words: [&[u8]; 4] = [b"csto", b"of", b"ab", b"armenian"];
+        let stems: [&[u8]; 2] = [b"azerbaijan", b"internation"];
+        let filter = WordFilter::new(&words, &stems);
+        let pieces = [
+            "CSTO",
+            "of",
+            "ab",
+            "Armenian",
+            "Azerbaijani",
+            "internationally",
+            "x",
+            "the",
+            "Café",
+            "é",
+            "ОДКБ",
+            "a\u{301}b",
+            "AB12",
+            "ofof",
+            "&amp;",
+            "of&#8217;",
+        ];
+        let separators = [" ", ", ", "-", " - ", "\n", ".\n\n", "’", ";", "  ", "\t"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut admitted, mut turned_away) = (0, 0);
+        for _ in 0..5000 {
+            let mut text = String::new();
+            for _ in 0..1 + next(20) {
+                text.push_str(pieces[next(pieces.len())]);
+                text.push_str(separators[next(separators.len())]);
+            }
+            let mut norm = Normalised::default();
+            normalise_into(&text, &mut norm, Some(&filter));
+            let mut want = Vec::new();
+            let mut at = 1u32;
+            let normalised = norm.as_str().to_string();
+            for (i, word) in normalised.split(' ').filter(|w| !w.is_empty()).enumerate() {
+                if filter.admits(load(word.as_bytes(), 0), word.len()) {
+                    want.push((at, i as u32));
+                    admitted += 1;
+                } else {
+                    turned_away += 1;
+                }
+                at += word.len() as u32 + 1;
+            }
+            assert_eq!(norm.candidates(), &want[..], "{text:?}");
+            assert_eq!(
+                norm.word_count() as usize,
+                normalised.split(' ').filter(|w| !w.is_empty()).count()
+            );
+        }
+        assert!(
+            admitted > 10_000 && turned_away > 10_000,
+            "{admitted} {turned_away}"
+        );
+    }
+
+    #[test]
     fn the_word_filter_admits_every_word_and_stem_it_was_given() {
         let words: [&[u8]; 5] = [b"csto", b"of", b"armenian", "одкб".as_bytes(), b"caf\xc3\xa9"];
         let stems: [&[u8]; 2] = [b"azerbaijan", b"film"];
