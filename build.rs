@@ -17,7 +17,10 @@
 //! - `-z pack-relative-relocs` stores the executable's ~41,000 relative
 //!   relocations as DT_RELR bitmaps (a few KiB) instead of a 1 MB
 //!   `.rela.dyn` that the dynamic loader reads in whole at every start.
-//!   glibc 2.36 or newer runs such executables (Debian 12, Ubuntu 22.10).
+//!   Only glibc 2.36 or newer runs such executables (Debian 12, Ubuntu
+//!   22.10), and LLD marks the executable as needing it, so the option is
+//!   given only when the glibc of the build is that new: an executable
+//!   built on an older system still runs there.
 //!
 //! Only release builds of the executable on x86_64 Linux with glibc get
 //! them: the toolchain links those with LLD (the default since Rust 1.90),
@@ -37,5 +40,25 @@ fn main() {
     let manifest_dir = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
     println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={manifest_dir}/{order_file}");
     println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
-    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if glibc_at_least(2, 36) {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+}
+
+/// Whether the build's glibc (`getconf GNU_LIBC_VERSION`, e.g. "glibc 2.36")
+/// is at least `major.minor`; false when it cannot be told.
+fn glibc_at_least(major: u32, minor: u32) -> bool {
+    let Ok(output) = std::process::Command::new("getconf")
+        .arg("GNU_LIBC_VERSION")
+        .output()
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut parts = text.trim().trim_start_matches("glibc ").split('.');
+    let number = |part: Option<&str>| part.and_then(|p| p.parse::<u32>().ok());
+    match (number(parts.next()), number(parts.next())) {
+        (Some(have_major), Some(have_minor)) => (have_major, have_minor) >= (major, minor),
+        _ => false,
+    }
 }
