@@ -53,6 +53,7 @@ pub fn load_config(path: &Path) -> Result<Config, Failure> {
 /// Warnings are logged; errors are a usage failure (exit 2).
 pub fn load_rules(config: &Config) -> Result<Rules, Failure> {
     let (rules, warnings) = Rules::load(&config.rules_path).map_err(|p| problems_failure(&p))?;
+    release_free_heap();
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -61,6 +62,22 @@ pub fn load_rules(config: &Config) -> Result<Rules, Failure> {
         return Err(problems_failure(&Problems(unknown)));
     }
     Ok(rules)
+}
+
+/// Hands the heap's free pages back to the kernel. Compiling the rules is
+/// the process's peak of short-lived allocations (about 51,000 trie nodes,
+/// 1.4 MB, freed once the automaton is built); glibc returns freed memory
+/// by itself only from the top of the heap, so without this those pages
+/// stayed resident for the life of the service, a third of its anonymous
+/// memory at idle. Only free memory is released: a later allocation that
+/// needs it simply faults fresh pages in.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes glibc's arena locks itself and only gives
+    // back whole pages of free chunks; no live allocation is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Config keys that name tags (`digest.alert_tags`, `telegram.chats[].tags`)
