@@ -201,16 +201,21 @@ fn bench(binary: &Path, feeds: usize, changed: f64, concurrency: Option<usize>, 
 /// Runs the service for `life` after its first request reached the server
 /// (or after spawning, when it polls a dead address), then SIGTERMs it.
 /// Returns the time to the first request and what the stop cost.
+/// Runs the service for `life` from its spawn, then SIGTERM; returns when
+/// the server saw its first request (`life` if none came: an outage) and
+/// what the child cost. Every round lives the same time, so their CPU
+/// compares (an outage round used to live 10 s longer, waiting for a
+/// request that could not come).
 fn service_round(binary: &Path, config: &Path, server: &FeedServer, life: Duration) -> (Duration, Usage) {
     let before = server.requests();
     let started = Instant::now();
     let mut child = spawn(binary, config, &["run"]);
-    let deadline = started + Duration::from_secs(10);
+    let deadline = started + life;
     while server.requests() == before && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
     let first_request = started.elapsed();
-    std::thread::sleep(life);
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
     (first_request, stop(&mut child))
 }
 
