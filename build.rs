@@ -23,8 +23,9 @@
 //!   built on an older system still runs there.
 //!
 //! Only release builds of the executable on x86_64 Linux with glibc get
-//! them: the toolchain links those with LLD (the default since Rust 1.90),
-//! which knows both options; debug builds and other targets link as before.
+//! them, and only when the toolchain links those with its own LLD (the
+//! default since Rust 1.90, unless the user chose a linker), which knows
+//! both options; debug builds, other targets and other linkers link as before.
 
 use std::env;
 
@@ -34,7 +35,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let target = env::var("TARGET").unwrap_or_default();
     let release = env::var("PROFILE").is_ok_and(|p| p == "release");
-    if !release || target != "x86_64-unknown-linux-gnu" {
+    if !release || target != "x86_64-unknown-linux-gnu" || !links_with_default_lld() {
         return;
     }
     let manifest_dir = env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
@@ -43,6 +44,35 @@ fn main() {
     if glibc_at_least(2, 36) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+}
+
+/// Whether the executable will be linked by the toolchain's own LLD, which
+/// knows `--symbol-ordering-file`: rustc 1.90 or newer (our minimum is
+/// 1.89, whose default is the system's `ld`, which does not) with no linker
+/// chosen by the user (a `CARGO_TARGET_*_LINKER`, or `-C linker` /
+/// `link-arg`s in RUSTFLAGS). Otherwise the build links as before: the
+/// layout is an optimisation and must never break a release build.
+fn links_with_default_lld() -> bool {
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
+    if env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some() {
+        return false;
+    }
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if ["linker", "link-arg", "link-self-contained", "fuse-ld"]
+        .iter()
+        .any(|f| flags.contains(f))
+    {
+        return false;
+    }
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(output) = std::process::Command::new(rustc).arg("--version").output() else {
+        return false;
+    };
+    // "rustc 1.95.0 (59807616e 2026-04-14)"
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text.split_whitespace().nth(1).unwrap_or_default();
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    matches!((parts.next(), parts.next()), (Some(Some(major)), Some(Some(minor))) if (major, minor) >= (1, 90))
 }
 
 /// Whether the build's glibc (`getconf GNU_LIBC_VERSION`, e.g. "glibc 2.36")
