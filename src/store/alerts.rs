@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::notices::NewNotice;
 use super::{Result, Store, from_unix, to_unix};
@@ -92,13 +92,13 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Every feed's item arrivals (see [`Arrivals`]): the history kept with
+    /// Every feed's item arrivals (see [`Arrivals`]): the history kept for
     /// each feed (see [`add_arrivals`]), one row per feed however many items
     /// are stored.
     pub fn feed_arrivals(&self) -> Result<HashMap<String, Arrivals>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT name, arrivals, last_item_seen_at FROM feeds")?;
+            .prepare_cached("SELECT feed, times, last_item_seen_at FROM feed_arrivals")?;
         let mut rows = stmt.query([])?;
         let mut by_feed = HashMap::new();
         while let Some(r) = rows.next()? {
@@ -216,8 +216,8 @@ pub(super) fn arrival_of(published: i64, first_seen: i64, dated: bool) -> i64 {
 }
 
 /// Adds the arrival times (unix seconds) of items a poll at `at` stored to
-/// a feed's kept history, as stored in `feeds.arrivals`, and returns the new
-/// value. Only what the silence model can still use is kept
+/// a feed's kept history, as stored in `feed_arrivals.times`, and returns
+/// the new value. Only what the silence model can still use is kept
 /// ([`SilenceModel::retain_learnable`]: a feed's last 28 days, at least its
 /// last eight arrivals), so the history stays a few hundred bytes for most
 /// feeds and `status` reads one row per feed, not every stored item. The
@@ -225,7 +225,7 @@ pub(super) fn arrival_of(published: i64, first_seen: i64, dated: bool) -> i64 {
 /// than `at`, so what is dropped here could never have counted.
 ///
 /// [`SilenceModel::retain_learnable`]: crate::alerts::silence::SilenceModel::retain_learnable
-pub(super) fn add_arrivals(
+fn add_arrivals(
     stored: Option<&[u8]>,
     new: impl IntoIterator<Item = i64>,
     at: Timestamp,
@@ -236,6 +236,27 @@ pub(super) fn add_arrivals(
     times.dedup();
     crate::alerts::silence::SilenceModel::retain_learnable(&mut times, at);
     encode_arrivals(&times)
+}
+
+/// Adds the arrivals of the items a poll at `at` stored to the feed's kept
+/// history (see [`add_arrivals`]), in the poll's transaction.
+pub(super) fn record_arrivals(
+    tx: &rusqlite::Connection,
+    feed: &str,
+    new: impl IntoIterator<Item = i64>,
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    let stored: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT times FROM feed_arrivals WHERE feed = ?1")?
+        .query_row([feed], |r| r.get(0))
+        .optional()?;
+    let times = add_arrivals(stored.as_deref(), new, at);
+    tx.prepare_cached(
+        "INSERT INTO feed_arrivals (feed, times, last_item_seen_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (feed) DO UPDATE SET times = excluded.times, last_item_seen_at = excluded.last_item_seen_at",
+    )?
+    .execute(params![feed, times, to_unix(at)])?;
+    Ok(())
 }
 
 /// Ascending distinct times, as 8-byte little-endian unix seconds.
@@ -259,7 +280,10 @@ pub(super) fn fill_feed_arrivals(tx: &rusqlite::Connection) -> rusqlite::Result<
     let mut read = tx.prepare(
         "SELECT feed, published_at, first_seen_at, undated FROM items INDEXED BY items_arrivals ORDER BY feed",
     )?;
-    let mut write = tx.prepare("UPDATE feeds SET arrivals = ?2, last_item_seen_at = ?3 WHERE name = ?1")?;
+    let mut write = tx.prepare(
+        "INSERT INTO feed_arrivals (feed, times, last_item_seen_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (feed) DO UPDATE SET times = excluded.times, last_item_seen_at = excluded.last_item_seen_at",
+    )?;
     let mut rows = read.query([])?;
     let mut current: Option<(String, Vec<i64>, i64)> = None;
     let mut flush = |feed: (String, Vec<i64>, i64)| -> rusqlite::Result<()> {
@@ -294,7 +318,6 @@ mod tests {
     use crate::store::feeds::FeedFailure;
     use crate::store::items::PollSuccess;
     use crate::store::notices::NoticeKind;
-    use rusqlite::OptionalExtension;
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(s).unwrap()

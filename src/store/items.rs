@@ -106,9 +106,9 @@ impl Store {
     pub fn record_poll_success(&mut self, poll: PollSuccess<'_>) -> Result<PollSummary> {
         let tx = self.conn.savepoint()?;
         ensure_feed(&tx, poll.name, poll.url)?;
-        let (first_success, stored_arrivals): (Option<i64>, Option<Vec<u8>>) = tx
-            .prepare_cached("SELECT first_success_at, arrivals FROM feeds WHERE name = ?1")?
-            .query_row([poll.name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let first_success: Option<i64> = tx
+            .prepare_cached("SELECT first_success_at FROM feeds WHERE name = ?1")?
+            .query_row([poll.name], |r| r.get(0))?;
         let cutoff = first_success.is_none().then(|| {
             poll.at
                 .checked_sub(poll.backfill)
@@ -141,9 +141,7 @@ impl Store {
                  first_success_at = coalesce(first_success_at, ?5), last_success_at = ?5,
                  last_attempt_at = ?5, last_status = ?6, consecutive_failures = 0, failing_since = NULL,
                  next_poll_at = ?7, items_seen = items_seen + ?8,
-                 last_warning = CASE WHEN ?6 = '200' THEN ?9 ELSE last_warning END,
-                 arrivals = coalesce(?10, arrivals),
-                 last_item_seen_at = CASE WHEN ?10 IS NULL THEN last_item_seen_at ELSE ?5 END
+                 last_warning = CASE WHEN ?6 = '200' THEN ?9 ELSE last_warning END
              WHERE name = ?1",
         )?
         .execute(params![
@@ -155,13 +153,11 @@ impl Store {
             poll.status,
             to_unix(poll.next_poll_at),
             summary.new as i64,
-            poll.warning,
-            (!arrivals.is_empty()).then(|| super::alerts::add_arrivals(
-                stored_arrivals.as_deref(),
-                arrivals,
-                poll.at
-            )),
+            poll.warning
         ])?;
+        if !arrivals.is_empty() {
+            super::alerts::record_arrivals(&tx, poll.name, arrivals, poll.at)?;
+        }
         tx.commit()?;
         Ok(summary)
     }
