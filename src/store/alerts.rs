@@ -225,11 +225,7 @@ pub(super) fn arrival_of(published: i64, first_seen: i64, dated: bool) -> i64 {
 /// than `at`, so what is dropped here could never have counted.
 ///
 /// [`SilenceModel::retain_learnable`]: crate::alerts::silence::SilenceModel::retain_learnable
-fn add_arrivals(
-    stored: Option<&[u8]>,
-    new: impl IntoIterator<Item = i64>,
-    at: Timestamp,
-) -> Vec<u8> {
+fn add_arrivals(stored: Option<&[u8]>, new: impl IntoIterator<Item = i64>, at: Timestamp) -> Vec<u8> {
     let mut times = decode_arrivals(stored);
     times.extend(new.into_iter().map(from_unix));
     times.sort_unstable();
