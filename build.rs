@@ -70,9 +70,7 @@ fn links_with_default_lld() -> bool {
     };
     // "rustc 1.95.0 (59807616e 2026-04-14)"
     let text = String::from_utf8_lossy(&output.stdout);
-    let version = text.split_whitespace().nth(1).unwrap_or_default();
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
-    matches!((parts.next(), parts.next()), (Some(Some(major)), Some(Some(minor))) if (major, minor) >= (1, 90))
+    major_minor(text.split_whitespace().nth(1).unwrap_or_default()).is_some_and(|v| v >= (1, 90))
 }
 
 /// Whether the build's glibc (`getconf GNU_LIBC_VERSION`, e.g. "glibc 2.36")
@@ -85,10 +83,11 @@ fn glibc_at_least(major: u32, minor: u32) -> bool {
         return false;
     };
     let text = String::from_utf8_lossy(&output.stdout);
-    let mut parts = text.trim().trim_start_matches("glibc ").split('.');
-    let number = |part: Option<&str>| part.and_then(|p| p.parse::<u32>().ok());
-    match (number(parts.next()), number(parts.next())) {
-        (Some(have_major), Some(have_minor)) => (have_major, have_minor) >= (major, minor),
-        _ => false,
-    }
+    major_minor(text.trim().trim_start_matches("glibc ")).is_some_and(|v| v >= (major, minor))
+}
+
+/// The first two numbers of a dotted version ("1.95.0", "2.36").
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
 }

@@ -26,20 +26,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(cd "$ROOT" && realpath "${BIN:-target/release/cstowatch}")
 SECS=${SECS:-50}
 OUT=${OUT:-$ROOT/linker/hot-functions.txt}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-PORT=$(free_port)
-python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/tests/fixtures/feeds" "$PORT" >/dev/null 2>&1 &
-PIDS+=($!)
-sleep 1
+# shellcheck source=benches/local_feeds.sh
+source "$ROOT/benches/local_feeds.sh"
 
 # One run under callgrind in its own directory: $1 names it, $2 is "short"
 # (polls every 5 s, a digest every 20 s, the listener scraped every 5 s)
@@ -49,16 +37,9 @@ profile_run() {
     http_port=$(free_port)
     mkdir -p "$dir/config"
     cp "$ROOT/config/rules.toml" "$dir/config/"
-    awk -v port="$PORT" -v http_port="$http_port" -v schedule="$schedule" '
-        BEGIN { split("wordpress_content_encoded atom rdf", local_feeds, " ") }
-        /^\[\[feeds\]\]/ { in_feed = 1 }
-        /^\[/ && !/^\[\[feeds\]\]/ { in_feed = 0 }
-        in_feed && /^url *=/ { n++; printf "url = \"http://127.0.0.1:%s/%s.xml\"\n", port, local_feeds[n]; next }
-        schedule == "short" && /^interval *=/ { print "interval = \"5s\""; next }
-        schedule == "short" && /^at *= *\[/ { print "every = \"20s\""; next }
-        { print }
-        END { if (schedule == "short") printf "\n[http]\nlisten = \"127.0.0.1:%s\"\n", http_port }
-    ' "$ROOT/config/cstowatch.toml" >"$dir/config/cstowatch.toml"
+    local listen=""
+    if [ "$schedule" = short ]; then listen="127.0.0.1:$http_port"; fi
+    local_config "$listen" "$schedule" >"$dir/config/cstowatch.toml"
 
     (cd "$dir" && exec valgrind --tool=callgrind --demangle=no --dump-instr=no \
         --callgrind-out-file="$dir/callgrind.out" \

@@ -18,20 +18,8 @@ WARMUP=${WARMUP:-10}
 REPS=${REPS:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$(cd "$ROOT" && realpath "$BIN")
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# The feed host: a port of our own, found by binding port 0.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/tests/fixtures/feeds" "$PORT" >/dev/null 2>&1 &
-PIDS+=($!)
-sleep 1
+# shellcheck source=benches/local_feeds.sh
+source "$ROOT/benches/local_feeds.sh"
 
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

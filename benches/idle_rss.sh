@@ -27,32 +27,8 @@ REPS=${REPS:-3}
 AT=${AT:-"10 60"}
 VARIANTS=${VARIANTS:-"off on"}
 SMAPS=${SMAPS:-0}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-# The feed host: a port of our own, found by binding port 0.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m http.server --bind 127.0.0.1 --directory "$ROOT/tests/fixtures/feeds" "$PORT" >/dev/null 2>&1 &
-PIDS+=($!)
-sleep 1
-
-# The shipped config with each [[feeds]] url replaced, in order, by a local feed.
-local_config() {
-    awk -v port="$PORT" -v listener="$1" '
-        BEGIN { split("wordpress_content_encoded atom rdf", local_feeds, " ") }
-        /^\[\[feeds\]\]/ { in_feed = 1 }
-        /^\[/ && !/^\[\[feeds\]\]/ { in_feed = 0 }
-        in_feed && /^url *=/ { n++; printf "url = \"http://127.0.0.1:%s/%s.xml\"\n", port, local_feeds[n]; next }
-        { print }
-        END { if (listener == "on") printf "\n[http]\nlisten = \"127.0.0.1:0\"\n" }
-    ' "$ROOT/config/cstowatch.toml"
-}
+# shellcheck source=benches/local_feeds.sh
+source "$ROOT/benches/local_feeds.sh"
 
 declare -A PID_OF
 KEYS=()
@@ -65,7 +41,9 @@ for spec in $BINS; do
             dir="$WORK/$label-$variant-$rep"
             mkdir -p "$dir/config"
             cp "$ROOT/config/rules.toml" "$dir/config/"
-            local_config "$variant" >"$dir/config/cstowatch.toml"
+            listen=""
+            if [ "$variant" = on ]; then listen="127.0.0.1:0"; fi
+            local_config "$listen" >"$dir/config/cstowatch.toml"
             (cd "$dir" && exec "$bin" --config config/cstowatch.toml run >/dev/null 2>"$dir/log") &
             PID_OF[$key]=$!
             PIDS+=($!)

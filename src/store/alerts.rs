@@ -273,37 +273,26 @@ fn decode_arrivals(blob: Option<&[u8]>) -> Vec<Timestamp> {
 /// every feed's history from its stored items, as the pipeline would have
 /// kept it poll by poll.
 pub(super) fn fill_feed_arrivals(tx: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let mut read = tx.prepare(
-        "SELECT feed, published_at, first_seen_at, undated FROM items INDEXED BY items_arrivals ORDER BY feed",
-    )?;
-    let mut write = tx.prepare(
-        "INSERT INTO feed_arrivals (feed, times, last_item_seen_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (feed) DO UPDATE SET times = excluded.times, last_item_seen_at = excluded.last_item_seen_at",
-    )?;
-    let mut rows = read.query([])?;
-    let mut current: Option<(String, Vec<i64>, i64)> = None;
-    let mut flush = |feed: (String, Vec<i64>, i64)| -> rusqlite::Result<()> {
-        let (name, times, last_seen) = feed;
-        let blob = add_arrivals(None, times, from_unix(last_seen));
-        write.execute(params![name, blob, last_seen])?;
-        Ok(())
-    };
-    while let Some(r) = rows.next()? {
-        let feed = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-        let (published, first_seen, undated): (i64, i64, bool) = (r.get(1)?, r.get(2)?, r.get(3)?);
-        if current.as_ref().is_none_or(|c| c.0 != feed) {
-            if let Some(done) = current.take() {
-                flush(done)?;
-            }
-            current = Some((feed.to_string(), Vec::new(), i64::MIN));
-        }
-        if let Some((_, times, last_seen)) = current.as_mut() {
+    // Per feed: its items' arrival times and the latest first-seen time.
+    let mut by_feed: HashMap<String, (Vec<i64>, i64)> = HashMap::new();
+    {
+        let mut read = tx.prepare(
+            "SELECT feed, published_at, first_seen_at, undated FROM items INDEXED BY items_arrivals",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let feed = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            let (published, first_seen, undated): (i64, i64, bool) = (r.get(1)?, r.get(2)?, r.get(3)?);
+            let (times, last_seen) = match by_feed.get_mut(feed) {
+                Some(entry) => entry,
+                None => by_feed.entry(feed.to_string()).or_insert((Vec::new(), i64::MIN)),
+            };
             times.push(arrival_of(published, first_seen, !undated));
             *last_seen = (*last_seen).max(first_seen);
         }
     }
-    if let Some(done) = current.take() {
-        flush(done)?;
+    for (feed, (times, last_seen)) in by_feed {
+        record_arrivals(tx, &feed, times, from_unix(last_seen))?;
     }
     Ok(())
 }

@@ -366,13 +366,7 @@ mod tests {
             .map(String::from),
         );
         let separators = [" ", " ", " ", ", ", "-", "’", " — ", "\u{a0}", " &amp; ", ". "];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = super::super::test_rng();
         let mut hits = 0;
         for _ in 0..3000 {
             let mut text = String::new();

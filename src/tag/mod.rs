@@ -94,3 +94,16 @@ pub struct TermMatch<'r> {
     #[serde(skip)]
     pub end: usize,
 }
+
+/// The randomised tests' generator (xorshift64, a fixed seed): `next(n)` is
+/// in `0..n`, the same sequence on every run.
+#[cfg(test)]
+pub(crate) fn test_rng() -> impl FnMut(usize) -> usize {
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    }
+}

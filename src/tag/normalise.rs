@@ -901,13 +901,7 @@ mod tests {
             "of&#8217;",
         ];
         let separators = [" ", ", ", "-", " - ", "\n", ".\n\n", "’", ";", "  ", "\t"];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = super::super::test_rng();
         let (mut admitted, mut turned_away) = (0, 0);
         for _ in 0..5000 {
             let mut text = String::new();
