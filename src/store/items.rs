@@ -5,16 +5,13 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::feeds::ensure_feed;
+use super::keys::{claim_keys, known};
 use super::{Result, Store, from_unix, to_unix};
 use crate::dedup::DedupKeys;
 use crate::item::Item;
-
-/// A title key only merges items first seen within this window: two
-/// different articles years apart may share a headline.
-pub const TITLE_KEY_WINDOW: Duration = Duration::from_secs(30 * 86_400);
 
 /// Dedup keys outlive their items by this much after retention prunes them.
 pub const KEY_RETENTION_FACTOR: u32 = 2;
@@ -96,7 +93,7 @@ pub struct ItemCounts {
 impl Store {
     /// Whether an item with any of these keys was seen before.
     pub fn is_known(&self, keys: &DedupKeys, now: Timestamp) -> Result<bool> {
-        Ok(known(&self.conn, keys, now)?)
+        Ok(known(&self.conn, &self.claimed_keys, keys, now)?)
     }
 
     /// Writes one successful poll in one transaction: feed validators and
@@ -104,8 +101,23 @@ impl Store {
     /// again here, so two feeds polled at once cannot both store one article).
     /// Written in a savepoint, so it can join a group commit.
     pub fn record_poll_success(&mut self, poll: PollSuccess<'_>) -> Result<PollSummary> {
+        let mark = self.claimed_keys.mark();
+        let written = self.write_poll_success(poll);
+        if written.is_err() {
+            self.claimed_keys.take_back_to(mark);
+        }
+        written
+    }
+
+    fn write_poll_success(&mut self, poll: PollSuccess<'_>) -> Result<PollSummary> {
+        let claimed = &mut self.claimed_keys;
         let tx = self.conn.savepoint()?;
         ensure_feed(&tx, poll.name, poll.url)?;
+        // Alone, the write lock is taken by the write above: no other
+        // process can store keys from here to the commit.
+        if !self.batch_open {
+            claimed.check_other_writers(&tx)?;
+        }
         let first_success: Option<i64> = tx
             .prepare_cached("SELECT first_success_at FROM feeds WHERE name = ?1")?
             .query_row([poll.name], |r| r.get(0))?;
@@ -117,7 +129,7 @@ impl Store {
         let mut summary = PollSummary::default();
         let mut arrivals = Vec::new();
         for new in &poll.items {
-            if !claim_keys(&tx, &new.keys, poll.at)? {
+            if !claim_keys(&tx, claimed, &new.keys, poll.at)? {
                 summary.duplicates += 1;
                 continue;
             }
@@ -157,6 +169,11 @@ impl Store {
         ])?;
         if !arrivals.is_empty() {
             super::alerts::record_arrivals(&tx, poll.name, arrivals, poll.at)?;
+        }
+        // In a group commit the keys are written when it commits, with the
+        // other polls' keys; alone, now.
+        if !self.batch_open {
+            claimed.write(&tx)?;
         }
         tx.commit()?;
         Ok(summary)
@@ -292,52 +309,6 @@ impl Store {
     }
 }
 
-fn known(conn: &rusqlite::Connection, keys: &DedupKeys, now: Timestamp) -> rusqlite::Result<bool> {
-    let title_since = to_unix(now) - TITLE_KEY_WINDOW.as_secs() as i64;
-    let mut stmt = conn.prepare_cached("SELECT first_seen_at FROM seen_hashes WHERE hash = ?1")?;
-    for (kind, key) in keys.pairs() {
-        let seen: Option<i64> = stmt.query_row([key_hash(kind, key)], |r| r.get(0)).optional()?;
-        match seen {
-            Some(at) if kind != "title" || at >= title_since => return Ok(true),
-            _ => {}
-        }
-    }
-    Ok(false)
-}
-
-/// Records an item's keys as seen at `now`, unless one of them is already
-/// known (as [`known`] judges it), in which case it leaves the keys as they
-/// were and returns false: the item is a duplicate. One visit to each key's
-/// place in the table, where checking and then writing took two; a first
-/// cycle of 10,000 feeds writes 600,000 keys at random places, and this was
-/// a fifth of the store's work.
-fn claim_keys(conn: &Connection, keys: &DedupKeys, now: Timestamp) -> rusqlite::Result<bool> {
-    let title_since = to_unix(now) - TITLE_KEY_WINDOW.as_secs() as i64;
-    // Any key known is a duplicate, except a title key seen before the
-    // window: that one is taken over with the new time. The title key goes
-    // last, so the only key ever changed rather than added is never one
-    // that has to be undone.
-    let mut claim = conn.prepare_cached(
-        "INSERT INTO seen_hashes (hash, first_seen_at) VALUES (?1, ?2)
-         ON CONFLICT (hash) DO UPDATE SET first_seen_at = excluded.first_seen_at
-         WHERE ?3 AND first_seen_at < ?4",
-    )?;
-    let (titles, others): (Vec<_>, Vec<_>) = keys.pairs().partition(|(kind, _)| *kind == "title");
-    let mut added = Vec::with_capacity(others.len());
-    for (kind, key) in others.into_iter().chain(titles) {
-        let hash = key_hash(kind, key);
-        if claim.execute(params![hash, to_unix(now), kind == "title", title_since])? == 0 {
-            let mut undo = conn.prepare_cached("DELETE FROM seen_hashes WHERE hash = ?1")?;
-            for hash in added {
-                undo.execute([hash])?;
-            }
-            return Ok(false);
-        }
-        added.push(hash);
-    }
-    Ok(true)
-}
-
 fn insert_item(tx: &Connection, new: &NewItem, now: Timestamp, backfill: bool) -> Result<()> {
     let item = &new.item;
     tx.prepare_cached(
@@ -372,41 +343,6 @@ fn insert_item(tx: &Connection, new: &NewItem, now: Timestamp, backfill: bool) -
             .execute(params![id, serde_json::to_string(&new.names)?])?;
     }
     Ok(())
-}
-
-/// A dedup key as stored: SipHash-1-3 (fixed keys) of its kind and text.
-/// Two different keys share a hash with probability 2^-64 per pair: for a
-/// million stored keys, about one chance in 37 million that any two do (and
-/// then one item would be taken for a duplicate of another). Never change
-/// the function or its keys: stored hashes would stop matching.
-pub fn key_hash(kind: &str, key: &str) -> i64 {
-    use std::hash::Hasher;
-    let mut hasher = siphasher::sip::SipHasher13::new_with_keys(0x6373_746f_7761_7463, 0x6864_6564_7570_6b31);
-    hasher.write(kind.as_bytes());
-    hasher.write(&[0]);
-    hasher.write(key.as_bytes());
-    hasher.finish() as i64
-}
-
-/// Part of the migration to hashed keys: hashes every row of the old
-/// `seen_keys` table into `seen_hashes` (on a collision, the later time
-/// wins), then drops `seen_keys`.
-pub(super) fn rehash_seen_keys(tx: &Connection) -> rusqlite::Result<()> {
-    {
-        let mut read = tx.prepare("SELECT kind, key, first_seen_at FROM seen_keys")?;
-        let mut write = tx.prepare(
-            "INSERT INTO seen_hashes (hash, first_seen_at) VALUES (?1, ?2)
-             ON CONFLICT (hash) DO UPDATE SET first_seen_at = max(first_seen_at, excluded.first_seen_at)",
-        )?;
-        let mut rows = read.query([])?;
-        while let Some(row) = rows.next()? {
-            let kind: String = row.get(0)?;
-            let key: String = row.get(1)?;
-            let at: i64 = row.get(2)?;
-            write.execute(params![key_hash(&kind, &key), at])?;
-        }
-    }
-    tx.execute_batch("DROP INDEX seen_keys_item; DROP TABLE seen_keys;")
 }
 
 #[cfg(test)]
@@ -605,6 +541,166 @@ mod tests {
         assert!(s.is_known(&a.keys, later).unwrap());
     }
 
+    fn stored_keys(s: &Store) -> i64 {
+        s.conn()
+            .query_row("SELECT count(*) FROM seen_hashes", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_claimed_in_a_group_commit_count_at_once_and_a_failed_poll_takes_its_own_back() {
+        let mut s = Store::open_in_memory().unwrap();
+        // A real failure half-way through a poll's write: SQLite refuses one item.
+        s.conn()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.title LIKE 'Refused%'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .unwrap();
+        let now: Timestamp = "2024-03-01T12:00:00Z".parse().unwrap();
+        s.begin_batch().unwrap();
+        let a = item(
+            "A",
+            Some("1"),
+            "https://a.com/1",
+            "The first headline of this batch",
+            now,
+        );
+        s.record_poll_success(poll("A", now, vec![a.clone()])).unwrap();
+        // Claimed, not yet written: known all the same, to lookups and to
+        // the next poll of the batch.
+        assert_eq!(stored_keys(&s), 0);
+        assert!(s.is_known(&a.keys, now).unwrap());
+        let same_url = item(
+            "B",
+            Some("9"),
+            "https://a.com/1",
+            "Another headline entirely",
+            now,
+        );
+        let sum = s.record_poll_success(poll("B", now, vec![same_url])).unwrap();
+        assert_eq!((sum.new, sum.duplicates), (0, 1));
+        // A poll whose write fails half-way leaves no claim behind.
+        let c = item(
+            "C",
+            Some("2"),
+            "https://c.com/2",
+            "A third headline, stored first",
+            now,
+        );
+        let refused = item("C", Some("3"), "https://c.com/3", "Refused by the database", now);
+        assert!(
+            s.record_poll_success(poll("C", now, vec![c.clone(), refused]))
+                .is_err()
+        );
+        assert!(!s.is_known(&c.keys, now).unwrap());
+        s.commit_batch().unwrap();
+        assert_eq!(stored_keys(&s), 3, "A's GUID, URL and title keys");
+        assert!(s.is_known(&a.keys, now).unwrap());
+        let sum = s.record_poll_success(poll("C", now, vec![c.clone()])).unwrap();
+        assert_eq!(sum.new, 1);
+        assert_eq!(
+            stored_keys(&s),
+            6,
+            "a poll outside a batch writes its keys itself"
+        );
+    }
+
+    #[test]
+    fn with_the_filter_built_dedup_is_as_exact_and_another_writer_drops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let mut s = Store::open(&path).unwrap();
+        s.claimed_keys.filter_after(10);
+        let now: Timestamp = "2024-03-01T12:00:00Z".parse().unwrap();
+        let nth = |feed: &str, i: usize| {
+            item(
+                feed,
+                Some(&format!("{i}")),
+                &format!("https://{feed}.example/{i}"),
+                &format!("Headline number {i} from feed {feed}, long enough"),
+                now,
+            )
+        };
+        let first: Vec<NewItem> = (0..40).map(|i| nth("a", i)).collect();
+        s.begin_batch().unwrap();
+        let sum = s.record_poll_success(poll("a", now, first.clone())).unwrap();
+        s.commit_batch().unwrap();
+        assert_eq!(sum.new, 40);
+        assert!(s.claimed_keys.has_filter());
+        // Seen again, each by one key only: all duplicates, through the filter.
+        let again: Vec<NewItem> = (0..40)
+            .map(|i| {
+                let mut copy = nth("b", 100 + i);
+                copy.keys.url = first[i].keys.url.clone();
+                copy
+            })
+            .collect();
+        let sum = s.record_poll_success(poll("b", now, again)).unwrap();
+        assert_eq!((sum.new, sum.duplicates), (0, 40));
+        // Another process stores an item; this one must not take it for new.
+        let other = item(
+            "c",
+            Some("x"),
+            "https://c.example/x",
+            "Stored by another process, meanwhile",
+            now,
+        );
+        {
+            let mut elsewhere = Store::open(&path).unwrap();
+            let sum = elsewhere
+                .record_poll_success(poll("c", now, vec![other.clone()]))
+                .unwrap();
+            assert_eq!(sum.new, 1);
+        }
+        s.begin_batch().unwrap();
+        let sum = s.record_poll_success(poll("d", now, vec![other])).unwrap();
+        s.commit_batch().unwrap();
+        assert_eq!((sum.new, sum.duplicates), (0, 1));
+        assert!(
+            !s.claimed_keys.has_filter(),
+            "dropped once another writer was seen"
+        );
+    }
+
+    #[test]
+    fn a_group_commit_that_fails_forgets_its_claims() {
+        let mut s = Store::open_in_memory().unwrap();
+        let now: Timestamp = "2024-03-01T12:00:00Z".parse().unwrap();
+        let a = item(
+            "A",
+            Some("1"),
+            "https://a.com/1",
+            "A headline that is stored first",
+            now,
+        );
+        s.record_poll_success(poll("A", now, vec![a.clone()])).unwrap();
+        // The batch's key write fails at commit: a key with A's URL hash
+        // written behind the claims' back (as only a bug could) collides.
+        s.begin_batch().unwrap();
+        let b = item(
+            "B",
+            Some("2"),
+            "https://b.com/2",
+            "A second headline, never stored",
+            now,
+        );
+        s.record_poll_success(poll("B", now, vec![b.clone()])).unwrap();
+        let b_url = super::super::keys::key_hash("url", b.keys.url.as_deref().unwrap());
+        s.conn()
+            .execute(
+                "INSERT INTO seen_hashes (hash, first_seen_at) VALUES (?1, 0)",
+                [b_url],
+            )
+            .unwrap();
+        assert!(s.commit_batch().is_err());
+        assert_eq!(stored_keys(&s), 3, "only A's keys");
+        assert!(!s.is_known(&b.keys, now).unwrap());
+        assert_eq!(s.item_counts().unwrap().total, 1);
+        let sum = s.record_poll_success(poll("B", now, vec![b])).unwrap();
+        assert_eq!(sum.new, 1);
+    }
+
     #[test]
     fn keys_past_twice_the_retention_are_forgotten() {
         let mut s = Store::open_in_memory().unwrap();
@@ -615,16 +711,6 @@ mod tests {
         assert_eq!(s.prune(much_later, Duration::from_secs(180 * 86_400)).unwrap(), 1);
         assert!(!s.is_known(&a.keys, much_later).unwrap());
     }
-
-    #[test]
-    fn the_key_hash_never_changes() {
-        // Stored hashes must match across builds: these values are pinned.
-        assert_ne!(key_hash("url", "x"), key_hash("title", "x"));
-        assert_ne!(key_hash("ur", "lx"), key_hash("url", "x"));
-        assert_eq!(key_hash("url", "example.org/a"), PINNED_URL_HASH);
-    }
-
-    const PINNED_URL_HASH: i64 = -8_740_986_345_864_779_487;
 
     #[test]
     fn text_keys_of_an_older_database_are_carried_over_as_hashes() {

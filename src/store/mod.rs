@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod feeds;
 mod handle;
 pub mod items;
+mod keys;
 pub mod notices;
 pub mod outbox;
 mod schema;
@@ -71,6 +72,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Dedup keys claimed in the open transaction, not yet written.
+    claimed_keys: keys::ClaimedKeys,
+    /// Whether a group commit is open (see [`Store::begin_batch`]).
+    batch_open: bool,
 }
 
 impl Store {
@@ -96,6 +101,8 @@ impl Store {
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
+            claimed_keys: keys::ClaimedKeys::default(),
+            batch_open: false,
         };
         store.configure().map_err(|e| store.classify(e))?;
         store.migrate()?;
@@ -108,6 +115,8 @@ impl Store {
         let mut store = Store {
             conn,
             path: PathBuf::from(":memory:"),
+            claimed_keys: keys::ClaimedKeys::default(),
+            batch_open: false,
         };
         store.configure()?;
         store.migrate()?;
@@ -124,12 +133,24 @@ impl Store {
     /// its own savepoint, are committed together by [`Store::commit_batch`].
     fn begin_batch(&mut self) -> Result<()> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        if let Err(e) = self.claimed_keys.check_other_writers(&self.conn) {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        self.batch_open = true;
         Ok(())
     }
 
-    /// Commits the open batch; on failure it is rolled back whole.
+    /// Commits the open batch, with the dedup keys its writes claimed; on
+    /// failure it is rolled back whole.
     fn commit_batch(&mut self) -> Result<()> {
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
+        self.batch_open = false;
+        let written = self
+            .claimed_keys
+            .write(&self.conn)
+            .and_then(|()| self.conn.execute_batch("COMMIT"));
+        if let Err(e) = written {
+            self.claimed_keys.forget();
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(e.into());
         }
@@ -196,7 +217,7 @@ impl Store {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
             if (i + 1) as i64 == schema::HASHED_KEYS_VERSION {
-                items::rehash_seen_keys(&tx)?;
+                keys::rehash_seen_keys(&tx)?;
             }
             if (i + 1) as i64 == schema::FEED_ARRIVALS_VERSION {
                 alerts::fill_feed_arrivals(&tx)?;

@@ -165,14 +165,14 @@ pub const MIGRATIONS: &[&str] = &[
         names   TEXT NOT NULL
     );
     "#,
-    // 7: dedup keys stored as 64-bit hashes (see `items::key_hash`) in a
+    // 7: dedup keys stored as 64-bit hashes (see `keys::key_hash`) in a
     // rowid table keyed by the hash. The text keys (URLs, titles, feed +
     // GUID: ~100 bytes each) made an index of 50 MB at 10,000 feeds that
     // every batch of new items rewrote at random pages; a hash is 8 bytes.
     // `first_seen_at` is what dedup reads (the title window) and what
     // retention prunes by: a key is first seen with its item, so a key past
     // the key cutoff belongs to an item retention has already deleted.
-    // The old `seen_keys` rows are hashed into it by `items::rehash_seen_keys`
+    // The old `seen_keys` rows are hashed into it by `keys::rehash_seen_keys`
     // in the same transaction, which then drops `seen_keys`.
     r#"
     CREATE TABLE seen_hashes (
