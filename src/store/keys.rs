@@ -195,8 +195,9 @@ impl ClaimedKeys {
 }
 
 /// A Bloom filter over key hashes: three probes into a power-of-two bit
-/// array of 32 to 12 bits a key (under 0.1 % false positives when built,
-/// 1.1 % when full; a false positive costs the lookup the filter saves).
+/// array of at least 32 bits a key when built and 12 when full (under 0.2 %
+/// false positives, then 1.1 %; a false positive costs the lookup the
+/// filter saves, nothing more).
 /// The hashes are SipHash values already, so the probes are cut from them.
 #[derive(Debug)]
 struct KeyFilter {
