@@ -17,7 +17,7 @@ use scraper::{ElementRef, Html, Selector};
 use crate::fetch::HttpClient;
 use crate::fetch::charset::charset_param;
 use crate::item::Item;
-use crate::text::{INVISIBLE, element_text};
+use crate::text::{element_text, is_invisible};
 
 /// Clutter inside article bodies on the shipped sources and WordPress at large.
 const NOISE: &str = "nav, aside, form, .jnews_inline_related_post_wrapper, .jeg_post_tags, \
@@ -119,7 +119,7 @@ fn largest_block<'a>(page: &'a Html, noise: &HashSet<NodeId>) -> Option<ElementR
             noise.contains(&n.id())
                 || n.value()
                     .as_element()
-                    .is_some_and(|e| INVISIBLE.contains(&e.name()) || CHROME.contains(&e.name()))
+                    .is_some_and(|e| is_invisible(e.name()) || CHROME.contains(&e.name()))
         })
     };
     let mut scores: HashMap<NodeId, usize> = HashMap::new();

@@ -10,46 +10,63 @@ use scraper::node::Node;
 use scraper::{ElementRef, Html};
 
 /// Elements whose content is never text a reader sees.
-pub(crate) const INVISIBLE: &[&str] = &[
-    "script", "style", "noscript", "template", "iframe", "svg", "head", "object", "canvas", "select",
-    "button",
-];
+pub(crate) fn is_invisible(name: &str) -> bool {
+    matches!(
+        name,
+        "script"
+            | "style"
+            | "noscript"
+            | "template"
+            | "iframe"
+            | "svg"
+            | "head"
+            | "object"
+            | "canvas"
+            | "select"
+            | "button"
+    )
+}
 
-/// Elements that break the text flow: their start and end become a line break.
-const BLOCKS: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "figcaption",
-    "figure",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "td",
-    "th",
-    "tr",
-    "ul",
-];
+/// Elements that break the text flow: their start and end become a line
+/// break. (A `match`, not a list searched: it runs for every element of
+/// every item's HTML.)
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "dd"
+            | "div"
+            | "dl"
+            | "dt"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "form"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "header"
+            | "hr"
+            | "li"
+            | "main"
+            | "nav"
+            | "ol"
+            | "p"
+            | "pre"
+            | "section"
+            | "table"
+            | "td"
+            | "th"
+            | "tr"
+            | "ul"
+    )
+}
 
 /// Turns an HTML fragment into plain text: tags stripped, entities decoded,
 /// block elements on their own lines, other whitespace collapsed.
@@ -135,12 +152,39 @@ enum Pending {
     Newline,
 }
 
+/// The length of the character at byte `i` of `text` when it is white
+/// space (Unicode `White_Space`, as [`char::is_whitespace`]), looking at
+/// one byte for all but the few lead bytes that can begin one. `None` for
+/// a continuation byte, so callers may step through a word byte by byte.
+#[inline]
+fn whitespace_at(text: &str, i: usize) -> Option<usize> {
+    let b = *text.as_bytes().get(i)?;
+    if b < 0x80 {
+        return (b == b' ' || (b'\t'..=b'\r').contains(&b)).then_some(1);
+    }
+    // U+0085 and U+00A0; U+1680; U+2000..=U+205F; U+3000.
+    if !matches!(b, 0xC2 | 0xE1 | 0xE2 | 0xE3) {
+        return None;
+    }
+    let c = text.get(i..)?.chars().next()?;
+    c.is_whitespace().then(|| c.len_utf8())
+}
+
 impl TextWriter {
+    /// Appends `text` a word at a time: most of a body is words, and one
+    /// copy of a word is far cheaper than pushing it character by character.
     fn push_text(&mut self, text: &str) {
-        for c in text.chars() {
-            if c.is_whitespace() {
+        let mut i = 0;
+        while i < text.len() {
+            if let Some(len) = whitespace_at(text, i) {
                 self.pending = self.pending.max(Pending::Space);
+                i += len;
                 continue;
+            }
+            let start = i;
+            i += 1;
+            while i < text.len() && whitespace_at(text, i).is_none() {
+                i += 1;
             }
             if !self.out.is_empty() {
                 match self.pending {
@@ -150,7 +194,7 @@ impl TextWriter {
                 }
             }
             self.pending = Pending::Nothing;
-            self.out.push(c);
+            self.out.push_str(text.get(start..i).unwrap_or_default());
         }
     }
 
@@ -178,9 +222,9 @@ pub(crate) fn element_text(root: ElementRef<'_>, skip: &HashSet<NodeId>) -> Stri
                 match node.value() {
                     Node::Element(e) => {
                         let name = e.name();
-                        if INVISIBLE.contains(&name) || skip.contains(&node.id()) {
+                        if is_invisible(name) || (!skip.is_empty() && skip.contains(&node.id())) {
                             skipping = Some(node.id());
-                        } else if name == "br" || BLOCKS.contains(&name) {
+                        } else if name == "br" || is_block(name) {
                             writer.line_break();
                         }
                     }
@@ -196,7 +240,7 @@ pub(crate) fn element_text(root: ElementRef<'_>, skip: &HashSet<NodeId>) -> Stri
                     continue;
                 }
                 if let Node::Element(e) = node.value()
-                    && BLOCKS.contains(&e.name())
+                    && is_block(e.name())
                 {
                     writer.line_break();
                 }
@@ -233,6 +277,55 @@ mod tests {
         assert_eq!(title_text("<b>Bold</b> &amp; <i>new</i>"), "Bold & new");
         assert_eq!(title_text("CSTO&#8217;s   moves"), "CSTO’s moves");
         assert_eq!(title_text("Q&A: AT&T"), "Q&A: AT&T");
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// The word-at-a-time writer against the rule it implements, one
+        /// character at a time, on text dense in every kind of white space.
+        #[test]
+        fn text_is_written_as_character_by_character(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[a-zA-Z0-9.,]{1,6}",
+                    "[ \t\n\r\u{0B}\u{0C}]{1,3}",
+                    proptest::sample::select(vec![
+                        "\u{85}", "\u{A0}", "\u{1680}", "\u{2000}", "\u{200A}", "\u{200B}",
+                        "\u{2028}", "\u{2029}", "\u{202F}", "\u{205F}", "\u{3000}", "\u{3001}",
+                        "\u{C2}", "é", "Ա", "Ж", "\u{E1}", "\u{2010}", "😀",
+                    ]).prop_map(String::from),
+                ],
+                0..40,
+            ),
+            breaks in proptest::collection::vec(0usize..40, 0..4),
+        ) {
+            let mut fast = TextWriter::default();
+            let mut slow = TextWriter::default();
+            for (n, part) in parts.iter().enumerate() {
+                if breaks.contains(&n) {
+                    fast.line_break();
+                    slow.line_break();
+                }
+                fast.push_text(part);
+                for c in part.chars() {
+                    if c.is_whitespace() {
+                        slow.pending = slow.pending.max(Pending::Space);
+                        continue;
+                    }
+                    if !slow.out.is_empty() {
+                        match slow.pending {
+                            Pending::Space => slow.out.push(' '),
+                            Pending::Newline => slow.out.push('\n'),
+                            Pending::Nothing => {}
+                        }
+                    }
+                    slow.pending = Pending::Nothing;
+                    slow.out.push(c);
+                }
+            }
+            proptest::prop_assert_eq!(fast.finish(), slow.finish());
+        }
     }
 
     #[test]
