@@ -45,7 +45,7 @@ use toml::Spanned;
 
 use super::Field;
 use super::normalise::{is_word_char, normalise};
-use crate::problem::{Problem, Problems, line_of_offset};
+use crate::problem::{LineIndex, Problem, Problems};
 
 /// Field weights and thresholds that apply to every tag.
 #[derive(Debug, Clone)]
@@ -273,7 +273,7 @@ enum Entry {
 
 struct Checker<'a> {
     path: &'a Path,
-    text: &'a str,
+    lines: LineIndex,
     problems: Vec<Problem>,
     terms: Vec<TermSpec>,
     /// Where each term was written: line, key.
@@ -286,7 +286,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn line(&self, span: std::ops::Range<usize>) -> Option<usize> {
-        Some(line_of_offset(self.text, span.start))
+        Some(self.lines.line_of(span.start))
     }
 
     fn error(&mut self, line: Option<usize>, key: String, message: impl Into<String>) {
@@ -459,7 +459,7 @@ pub(crate) fn check(text: &str, path: &Path) -> Result<(Spec, Vec<Problem>), Pro
         toml::from_str(text).map_err(|e| Problems(vec![Problem::from_toml_error(path, text, &e)]))?;
     let mut c = Checker {
         path,
-        text,
+        lines: LineIndex::new(text),
         problems: Vec::new(),
         terms: Vec::new(),
         term_sites: Vec::new(),
