@@ -45,7 +45,7 @@ use super::{Result, Store, StoreError};
 /// How long an open batch waits for another poll result before it commits.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// The most feeds one batch holds.
-pub const MAX_BATCH: usize = 512;
+pub const MAX_BATCH: usize = 1024;
 /// The longest a batch stays open, so a steady trickle still commits.
 pub const MAX_BATCH_TIME: Duration = Duration::from_secs(1);
 /// The most poll results waiting to be written at once (each holds its
@@ -286,8 +286,13 @@ fn run_batch(
         }
     }
     let committed = store.commit_batch();
-    if let Err(e) = &committed {
-        tracing::error!("cannot commit {} poll result(s): {e}", replies.len());
+    match &committed {
+        Ok(()) => tracing::debug!(
+            "committed {} poll result(s), {} ms after the first",
+            replies.len(),
+            opened.elapsed().as_millis()
+        ),
+        Err(e) => tracing::error!("cannot commit {} poll result(s): {e}", replies.len()),
     }
     for reply in replies {
         reply(committed.as_ref().err());
