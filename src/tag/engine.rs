@@ -142,13 +142,16 @@ impl Rules {
             layout: layout_out,
         } = eval;
         occurrences.clear();
+        hits.reset(self.scored_vocabs);
+        let mut may_void = false;
         for field in Field::ALL {
             let text = &mut texts[field as usize];
             normalise_into(doc.field(field), text, Some(&self.starters));
-            self.find(text, field, occurrences, found);
+            may_void |= self.find(text, field, occurrences, found, hits);
         }
-        self.void_excepted(occurrences, excepts);
-        self.vocab_hits(occurrences, hits);
+        if may_void {
+            self.void_excepted(occurrences, excepts, hits);
+        }
         outcomes.clear();
         evidence.clear();
         picked.clear();

@@ -41,53 +41,117 @@ pub(super) struct VocabHit {
     pub(super) occ: u32,
 }
 
-/// Live hits grouped by vocabulary and, within one, by field.
+/// Live hits grouped by vocabulary and, within one, by field: one list
+/// per group, appended to as the automaton reports hits, so a hit is
+/// written once, already routed, and the lists come out in field and word
+/// order because the fields are searched in order, each from its first word.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Hits {
-    pub(super) hits: Vec<VocabHit>,
-    /// Group `g` (see [`Hits::group`]) is `hits[offsets[g]..offsets[g + 1]]`.
-    pub(super) offsets: Vec<u32>,
+    /// Group `g` (see [`Hits::group`]) is `groups[g]`.
+    groups: Vec<Vec<VocabHit>>,
+    /// A bit per group that holds a hit: which lists need clearing for the
+    /// next item, and which vocabularies scoring can pass over unread.
+    present: Vec<u64>,
 }
 
 impl Hits {
     /// The group of vocabulary `vocab`'s hits in `field`; a vocabulary's
     /// groups are consecutive, in field order.
+    #[inline]
     pub(super) fn group(vocab: usize, field: Field) -> usize {
         vocab * Field::ALL.len() + field as usize
     }
 
-    pub(super) fn groups(&self, from: usize, to: usize) -> &[VocabHit] {
-        match (self.offsets.get(from), self.offsets.get(to)) {
-            (Some(&a), Some(&b)) => self.hits.get(a as usize..b as usize).unwrap_or(&[]),
-            _ => &[],
+    /// Empties every group, and makes room for `vocabs` vocabularies' groups.
+    pub(super) fn reset(&mut self, vocabs: usize) {
+        for (w, word) in self.present.iter_mut().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                if let Some(list) = self.groups.get_mut(w * 64 + bits.trailing_zeros() as usize) {
+                    list.clear();
+                }
+                bits &= bits - 1;
+            }
+            *word = 0;
+        }
+        let groups = vocabs * Field::ALL.len();
+        if self.groups.len() != groups {
+            self.groups.resize_with(groups, Vec::new);
+            self.present.resize(groups.div_ceil(64), 0);
         }
     }
 
-    /// Vocabulary `vocab`'s hits, in field and word order.
-    pub(super) fn of(&self, vocab: usize) -> &[VocabHit] {
-        self.groups(
-            Hits::group(vocab, Field::Title),
-            Hits::group(vocab + 1, Field::Title),
-        )
+    /// Appends a hit to group `group`.
+    #[inline]
+    fn push(&mut self, group: usize, hit: VocabHit) {
+        if let (Some(list), Some(word)) = (self.groups.get_mut(group), self.present.get_mut(group / 64)) {
+            list.push(hit);
+            *word |= 1 << (group % 64);
+        }
+    }
+
+    /// Whether group `group` holds a hit.
+    #[inline]
+    fn is_present(&self, group: usize) -> bool {
+        self.present
+            .get(group / 64)
+            .is_some_and(|w| w & (1 << (group % 64)) != 0)
+    }
+
+    /// Whether vocabulary `vocab` has a hit in any field.
+    #[inline]
+    pub(super) fn has(&self, vocab: usize) -> bool {
+        Field::ALL.iter().any(|&f| self.is_present(Hits::group(vocab, f)))
+    }
+
+    /// Whether vocabulary `vocab` has a hit in `field`.
+    #[inline]
+    pub(super) fn has_in_field(&self, vocab: usize, field: Field) -> bool {
+        self.is_present(Hits::group(vocab, field))
     }
 
     /// Vocabulary `vocab`'s hits in `field`, in word order.
+    #[inline]
     pub(super) fn in_field(&self, vocab: usize, field: Field) -> &[VocabHit] {
-        let g = Hits::group(vocab, field);
-        self.groups(g, g + 1)
+        self.groups
+            .get(Hits::group(vocab, field))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Takes out of every group the hits of occurrences voided after they
+    /// were grouped.
+    fn drop_void(&mut self, occurrences: &[Occurrence]) {
+        for (w, word) in self.present.iter_mut().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                let Some(list) = self.groups.get_mut(w * 64 + bit as usize) else {
+                    continue;
+                };
+                list.retain(|h| occurrences.get(h.occ as usize).is_some_and(|o| !o.void));
+                if list.is_empty() {
+                    *word &= !(1 << bit);
+                }
+            }
+        }
     }
 }
 
 impl Rules {
     /// Every term occurrence in one normalised field, ordered by first
-    /// word, then by last word, then by end.
+    /// word, then by last word, then by end, appended to `out`, and each
+    /// seen through the scored vocabularies its term belongs to, appended
+    /// to `hits`. Returns whether a term that may void others (an `except`
+    /// phrase, an entity's name) was found.
     pub(super) fn find(
         &self,
         text: &Normalised,
         field: Field,
         out: &mut Vec<Occurrence>,
         found: &mut Vec<(u32, u32, u32)>,
-    ) {
+        hits: &mut Hits,
+    ) -> bool {
         let bytes = text.padded();
         // The walks only note (pattern, word, start): a closure that small
         // is inlined into the walk, where building occurrences in it was not.
@@ -96,6 +160,7 @@ impl Rules {
             self.automaton
                 .walk(bytes, from as usize, |p, _| found.push((p, word, from)));
         }
+        let mut may_void = false;
         for &(p, word, from) in found.iter() {
             let Some(&shape) = self.pattern_shape.get(p as usize) else {
                 continue;
@@ -110,18 +175,25 @@ impl Rules {
                     .and_then(|rest| rest.iter().position(|&b| b == b' '))
                     .unwrap_or(0);
             }
+            let word_end = word + shape.words - 1;
             for &t in self.pattern_terms.row(p as usize) {
+                let occ = out.len() as u32;
                 out.push(Occurrence {
                     term: t,
                     field,
                     start: start as u32,
                     end: stop as u32,
                     word,
-                    word_end: word + shape.words - 1,
+                    word_end,
                     void: false,
                 });
+                may_void |= self.is_except_term.get(t as usize).copied().unwrap_or(false);
+                for &v in self.term_vocabs.row(t as usize) {
+                    hits.push(Hits::group(v as usize, field), VocabHit { word, word_end, occ });
+                }
             }
         }
+        may_void
     }
 
     /// Voids occurrences covered by (or just after) an `except` phrase of
@@ -130,7 +202,13 @@ impl Rules {
     /// an entity's short name overlaps when one of its names or context
     /// terms occurs in the item ("Qarabag" in an item about the Champions
     /// League). Entity hits are void themselves: they count for no tag.
-    pub(super) fn void_excepted(&self, occurrences: &mut [Occurrence], phrases_found: &mut Vec<Occurrence>) {
+    /// The hits of voided occurrences are taken out of `hits`.
+    pub(super) fn void_excepted(
+        &self,
+        occurrences: &mut [Occurrence],
+        phrases_found: &mut Vec<Occurrence>,
+        hits: &mut Hits,
+    ) {
         phrases_found.clear();
         phrases_found.extend(
             occurrences
@@ -159,10 +237,12 @@ impl Rules {
             },
             None => true,
         });
+        let mut grouped_void = false;
         for o in occurrences.iter_mut() {
             let term = &self.terms[o.term as usize];
             if term.entity.is_some() {
                 o.void = true;
+                grouped_void |= !self.term_vocabs.row(o.term as usize).is_empty();
                 continue;
             }
             let overlaps = |p: &Occurrence| p.field == o.field && p.start < o.end && o.start < p.end;
@@ -179,49 +259,10 @@ impl Rules {
                 })
             });
             o.void = in_entity || excepted;
+            grouped_void |= o.void && !self.term_vocabs.row(o.term as usize).is_empty();
         }
-    }
-
-    /// The live occurrences seen through every vocabulary they belong to,
-    /// grouped by vocabulary, each group in field and word order.
-    pub(super) fn vocab_hits(&self, occurrences: &[Occurrence], out: &mut Hits) {
-        let Hits { hits, offsets } = out;
-        // One group per vocabulary and field, so a field's hits need no
-        // search. A counting sort: group `g`'s count goes to `offsets[g +
-        // 2]`, so after the running sum `offsets[g + 1]` is where group `g`
-        // starts, and filling moves it on to where `g` ends: `offsets[g]
-        // .. offsets[g + 1]`, with no second cursor array.
-        let groups = self.scored_vocabs * Field::ALL.len();
-        offsets.clear();
-        offsets.resize(groups + 2, 0);
-        for o in occurrences.iter().filter(|o| !o.void) {
-            for &v in self.term_vocabs.row(o.term as usize) {
-                offsets[Hits::group(v as usize, o.field) + 2] += 1;
-            }
-        }
-        for g in 0..groups {
-            offsets[g + 2] += offsets[g + 1];
-        }
-        let empty = VocabHit {
-            word: 0,
-            word_end: 0,
-            occ: 0,
-        };
-        hits.clear();
-        hits.resize(offsets[groups + 1] as usize, empty);
-        for (i, o) in occurrences.iter().enumerate() {
-            if o.void {
-                continue;
-            }
-            for &v in self.term_vocabs.row(o.term as usize) {
-                let at = &mut offsets[Hits::group(v as usize, o.field) + 1];
-                hits[*at as usize] = VocabHit {
-                    word: o.word,
-                    word_end: o.word_end,
-                    occ: i as u32,
-                };
-                *at += 1;
-            }
+        if grouped_void {
+            hits.drop_void(occurrences);
         }
     }
 }
@@ -331,7 +372,9 @@ mod tests {
         let mut norm = Normalised::default();
         normalise_into(text, &mut norm, filtered.then_some(&r.starters));
         let mut out = Vec::new();
-        r.find(&norm, Field::Title, &mut out, &mut Vec::new());
+        let mut hits = Hits::default();
+        hits.reset(r.scored_vocabs);
+        r.find(&norm, Field::Title, &mut out, &mut Vec::new(), &mut hits);
         out.iter()
             .map(|o| (o.term, o.start, o.end, o.word, o.word_end))
             .collect()
