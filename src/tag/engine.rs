@@ -69,10 +69,17 @@ impl Rules {
     pub(crate) fn tagging(&self, doc: &Document, eval: &Evaluation) -> Tagging<'_> {
         // Sized once for most items: no more tags than given, no more
         // matches than occurrences picked (capped: a huge item grows).
-        let mut tags = Vec::with_capacity(eval.outcomes.iter().filter(|o| o.given).count());
-        let mut matches: Vec<TermMatch> = Vec::with_capacity(eval.picked.len().min(256));
-        // Which (term, field) pairs the current tag has listed: a bit each.
-        let mut seen = vec![0u64; (self.terms.len() * Field::ALL.len()).div_ceil(64)];
+        let given = eval.outcomes.iter().filter(|o| o.given).count();
+        let mut tags = Vec::with_capacity(given);
+        let mut matches: Vec<TermMatch> =
+            Vec::with_capacity(if given == 0 { 0 } else { eval.picked.len().min(256) });
+        // Which (term, field) pairs the current tag has listed: a bit each
+        // (made only for an item given a tag, as most items are not).
+        let mut seen = if given == 0 {
+            Vec::new()
+        } else {
+            vec![0u64; (self.terms.len() * Field::ALL.len()).div_ceil(64)]
+        };
         for &t in &self.order {
             let outcome = &eval.outcomes[t];
             if !outcome.given {

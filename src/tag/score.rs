@@ -339,7 +339,10 @@ impl Rules {
             }
         }
 
-        self.weigh_body(t, hits, layout, paragraphs, first_evidence, evidence);
+        // Without evidence there are no body points to weigh.
+        if evidence.len() > first_evidence {
+            self.weigh_body(t, hits, layout, paragraphs, first_evidence, evidence);
+        }
 
         let score: f64 = evidence[first_evidence..].iter().map(|e| e.points).sum();
         TagOutcome {
