@@ -227,6 +227,19 @@ impl Rules {
             .filter(|e| e.kind != EntityTermKind::Short)
             .map(|e| e.entity)
             .collect();
+        let mut grouped_void = false;
+        // Entity hits are void themselves.
+        if phrases_found
+            .iter()
+            .any(|p| self.terms[p.term as usize].entity.is_some())
+        {
+            for o in occurrences.iter_mut() {
+                if self.terms[o.term as usize].entity.is_some() {
+                    o.void = true;
+                    grouped_void |= !self.term_vocabs.row(o.term as usize).is_empty();
+                }
+            }
+        }
         // Keep the hits that void: except phrases, entity names, and short
         // names of entities present.
         phrases_found.retain(|p| match self.terms[p.term as usize].entity {
@@ -237,29 +250,40 @@ impl Rules {
             },
             None => true,
         });
-        let mut grouped_void = false;
-        for o in occurrences.iter_mut() {
-            let term = &self.terms[o.term as usize];
-            if term.entity.is_some() {
-                o.void = true;
-                grouped_void |= !self.term_vocabs.row(o.term as usize).is_empty();
-                continue;
-            }
-            let overlaps = |p: &Occurrence| p.field == o.field && p.start < o.end && o.start < p.end;
-            let in_entity = phrases_found
-                .iter()
-                .any(|p| self.terms[p.term as usize].entity.is_some() && overlaps(p));
-            let excepted = term.except.is_some_and(|except| {
-                let phrases = &self.vocabs[except.vocab];
-                phrases_found.iter().any(|p| {
-                    p.field == o.field
-                        && phrases.binary_search(&(p.term as usize)).is_ok()
-                        && (overlaps(p)
+        // A phrase can void only the occurrences of its field whose words
+        // meet its own (hits cover whole words, so byte ranges overlap
+        // exactly when word ranges do) or start at most `before` words
+        // after it: occurrences are in field and word order, so those are
+        // one run, found by a binary search, not a pass over every hit.
+        for p in phrases_found.iter() {
+            let p_entity = self.terms[p.term as usize].entity.is_some();
+            let lowest = p.word.saturating_sub(self.max_pattern_words.saturating_sub(1));
+            let highest = p
+                .word_end
+                .saturating_add(1)
+                .saturating_add(self.max_except_before);
+            let from = occurrences.partition_point(|o| (o.field, o.word) < (p.field, lowest));
+            for o in occurrences[from..].iter_mut() {
+                if o.field != p.field || o.word > highest {
+                    break;
+                }
+                let term = &self.terms[o.term as usize];
+                if term.entity.is_some() {
+                    continue;
+                }
+                let overlaps = p.start < o.end && o.start < p.end;
+                let excepted = term.except.is_some_and(|except| {
+                    self.vocabs[except.vocab]
+                        .binary_search(&(p.term as usize))
+                        .is_ok()
+                        && (overlaps
                             || (p.end <= o.start && o.word.saturating_sub(p.word_end + 1) <= except.before))
-                })
-            });
-            o.void = in_entity || excepted;
-            grouped_void |= o.void && !self.term_vocabs.row(o.term as usize).is_empty();
+                });
+                if (p_entity && overlaps) || excepted {
+                    o.void = true;
+                    grouped_void |= !self.term_vocabs.row(o.term as usize).is_empty();
+                }
+            }
         }
         if grouped_void {
             hits.drop_void(occurrences);
@@ -427,6 +451,100 @@ mod tests {
             assert_eq!(found(&r, &text, true), all, "{text:?}");
         }
         assert!(hits > 3000, "the texts hit terms ({hits})");
+    }
+
+    /// `void_excepted` by its definition: every occurrence checked against
+    /// every voiding phrase of the item.
+    fn void_by_definition(r: &Rules, occurrences: &mut [Occurrence]) {
+        let found: Vec<Occurrence> = occurrences
+            .iter()
+            .filter(|o| r.is_except_term[o.term as usize])
+            .copied()
+            .collect();
+        let present: Vec<u32> = found
+            .iter()
+            .filter_map(|p| r.terms[p.term as usize].entity)
+            .filter(|e| e.kind != EntityTermKind::Short)
+            .map(|e| e.entity)
+            .collect();
+        let phrases: Vec<Occurrence> = found
+            .into_iter()
+            .filter(|p| match r.terms[p.term as usize].entity {
+                Some(e) => match e.kind {
+                    EntityTermKind::Name => true,
+                    EntityTermKind::Short => present.contains(&e.entity),
+                    EntityTermKind::Context => false,
+                },
+                None => true,
+            })
+            .collect();
+        for o in occurrences.iter_mut() {
+            let term = &r.terms[o.term as usize];
+            if term.entity.is_some() {
+                o.void = true;
+                continue;
+            }
+            let overlaps = |p: &Occurrence| p.field == o.field && p.start < o.end && o.start < p.end;
+            let in_entity = phrases
+                .iter()
+                .any(|p| r.terms[p.term as usize].entity.is_some() && overlaps(p));
+            let excepted = term.except.is_some_and(|except| {
+                phrases.iter().any(|p| {
+                    p.field == o.field
+                        && r.vocabs[except.vocab].binary_search(&(p.term as usize)).is_ok()
+                        && (overlaps(p)
+                            || (p.end <= o.start && o.word.saturating_sub(p.word_end + 1) <= except.before))
+                })
+            });
+            o.void = in_entity || excepted;
+        }
+    }
+
+    #[test]
+    fn voiding_near_each_phrase_agrees_with_checking_every_pair() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml");
+        let (r, _) = Rules::load(&path).unwrap_or_else(|p| panic!("{p}"));
+        // Every term's text (except phrases, entity names and context
+        // terms among them), a stem with an ending, and filler.
+        let mut phrases: Vec<String> = r.terms.iter().map(|t| t.pattern.clone()).collect();
+        phrases.extend(
+            r.terms
+                .iter()
+                .filter(|t| t.wildcard)
+                .map(|t| format!("{}ian", t.pattern)),
+        );
+        phrases.extend(["the", "of", "and", "said", "x"].map(String::from));
+        let separators = [" ", " ", ", ", " - ", ". ", "\n"];
+        let mut next = super::super::test_rng();
+        let (mut voided, mut kept) = (0, 0);
+        for _ in 0..4000 {
+            let mut fields: Vec<String> = Vec::new();
+            for _ in 0..3 {
+                let mut text = String::new();
+                for _ in 0..next(14) {
+                    text.push_str(&phrases[next(phrases.len())]);
+                    text.push_str(separators[next(separators.len())]);
+                }
+                fields.push(text);
+            }
+            let mut occurrences = Vec::new();
+            let mut hits = Hits::default();
+            hits.reset(r.scored_vocabs);
+            for (field, text) in Field::ALL.into_iter().zip(&fields) {
+                let mut norm = Normalised::default();
+                normalise_into(text, &mut norm, Some(&r.starters));
+                r.find(&norm, field, &mut occurrences, &mut Vec::new(), &mut hits);
+            }
+            let mut expected = occurrences.clone();
+            void_by_definition(&r, &mut expected);
+            r.void_excepted(&mut occurrences, &mut Vec::new(), &mut hits);
+            let got: Vec<bool> = occurrences.iter().map(|o| o.void).collect();
+            let want: Vec<bool> = expected.iter().map(|o| o.void).collect();
+            assert_eq!(got, want, "{fields:?}");
+            voided += want.iter().filter(|&&v| v).count();
+            kept += want.iter().filter(|&&v| !v).count();
+        }
+        assert!(voided > 1000 && kept > 1000, "voided {voided}, kept {kept}");
     }
 
     const ENTITIES: &str = r#"
