@@ -202,13 +202,12 @@ impl Evaluation {
     pub(crate) fn original_range(&self, doc: &Document, occ: &Occurrence) -> (usize, usize) {
         let original = doc.field(occ.field);
         let norm = &self.texts[occ.field as usize];
-        let mut start = norm.original_offset(occ.start as usize).min(original.len());
+        let (start, end) = norm.original_span(occ.start as usize, occ.end as usize);
+        let mut start = start.min(original.len());
         while !original.is_char_boundary(start) {
             start -= 1;
         }
-        let mut end = norm
-            .original_offset(occ.end as usize)
-            .clamp(start, original.len());
+        let mut end = end.clamp(start, original.len());
         while !original.is_char_boundary(end) {
             end += 1;
         }
