@@ -1,7 +1,9 @@
 //! The tagger's stages for one item, run in order: normalise each field
 //! and find its term occurrences (`matching`, with the automaton built by
-//! `compile`), void the hits `except` phrases cover, group the rest by
-//! vocabulary, score every tag (`score`), and build the [`Tagging`].
+//! `compile`), each hit appended to its vocabularies' groups as it is
+//! found; void the hits `except` phrases and entity names cover (only
+//! when the item has one); score every tag (`score`); and build the
+//! [`Tagging`].
 //!
 //! Each field is normalised once and searched once. The buffers of an
 //! evaluation are reused from item to item on each thread, so tagging
