@@ -31,6 +31,10 @@ pub struct Rules {
     /// Terms that are some tag's `except` phrase or an entity's name:
     /// their hits may void others.
     pub(super) is_except_term: Vec<bool>,
+    /// The most words a pattern has, and the largest `except_before`: how
+    /// far from an `except` phrase a hit it voids can start.
+    pub(super) max_pattern_words: u32,
+    pub(super) max_except_before: u32,
     /// The `[[entity]]` names, for explanations.
     pub(super) entities: Vec<EntitySpec>,
     pub(super) automaton: Trie,
@@ -173,6 +177,12 @@ impl Rules {
         let starters = WordFilter::new(&words, &stems);
         let mut order: Vec<usize> = (0..tags.len()).filter(|&i| tags[i].primary).collect();
         order.extend((0..tags.len()).filter(|&i| !tags[i].primary));
+        let max_pattern_words = pattern_shape.iter().map(|s| s.words).max().unwrap_or(1);
+        let max_except_before = terms
+            .iter()
+            .filter_map(|t| t.except.map(|e| e.before))
+            .max()
+            .unwrap_or(0);
         let term_vocabs = Table::new(&term_vocabs);
         let pattern_terms = Table::new(&pattern_terms);
         Ok(Rules {
@@ -184,6 +194,8 @@ impl Rules {
             pattern_terms,
             pattern_shape,
             is_except_term,
+            max_pattern_words,
+            max_except_before,
             entities,
             automaton,
             starters,

@@ -1,7 +1,9 @@
 //! The tagger's stages for one item, run in order: normalise each field
 //! and find its term occurrences (`matching`, with the automaton built by
-//! `compile`), void the hits `except` phrases cover, group the rest by
-//! vocabulary, score every tag (`score`), and build the [`Tagging`].
+//! `compile`), each hit appended to its vocabularies' groups as it is
+//! found; void the hits `except` phrases and entity names cover (only
+//! when the item has one); score every tag (`score`); and build the
+//! [`Tagging`].
 //!
 //! Each field is normalised once and searched once. The buffers of an
 //! evaluation are reused from item to item on each thread, so tagging
@@ -69,10 +71,17 @@ impl Rules {
     pub(crate) fn tagging(&self, doc: &Document, eval: &Evaluation) -> Tagging<'_> {
         // Sized once for most items: no more tags than given, no more
         // matches than occurrences picked (capped: a huge item grows).
-        let mut tags = Vec::with_capacity(eval.outcomes.iter().filter(|o| o.given).count());
-        let mut matches: Vec<TermMatch> = Vec::with_capacity(eval.picked.len().min(256));
-        // Which (term, field) pairs the current tag has listed: a bit each.
-        let mut seen = vec![0u64; (self.terms.len() * Field::ALL.len()).div_ceil(64)];
+        let given = eval.outcomes.iter().filter(|o| o.given).count();
+        let mut tags = Vec::with_capacity(given);
+        let mut matches: Vec<TermMatch> =
+            Vec::with_capacity(if given == 0 { 0 } else { eval.picked.len().min(256) });
+        // Which (term, field) pairs the current tag has listed: a bit each
+        // (made only for an item given a tag, as most items are not).
+        let mut seen = if given == 0 {
+            Vec::new()
+        } else {
+            vec![0u64; (self.terms.len() * Field::ALL.len()).div_ceil(64)]
+        };
         for &t in &self.order {
             let outcome = &eval.outcomes[t];
             if !outcome.given {
@@ -142,13 +151,16 @@ impl Rules {
             layout: layout_out,
         } = eval;
         occurrences.clear();
+        hits.reset(self.scored_vocabs);
+        let mut may_void = false;
         for field in Field::ALL {
             let text = &mut texts[field as usize];
             normalise_into(doc.field(field), text, Some(&self.starters));
-            self.find(text, field, occurrences, found);
+            may_void |= self.find(text, field, occurrences, found, hits);
         }
-        self.void_excepted(occurrences, excepts);
-        self.vocab_hits(occurrences, hits);
+        if may_void {
+            self.void_excepted(occurrences, excepts, hits);
+        }
         outcomes.clear();
         evidence.clear();
         picked.clear();
@@ -192,13 +204,12 @@ impl Evaluation {
     pub(crate) fn original_range(&self, doc: &Document, occ: &Occurrence) -> (usize, usize) {
         let original = doc.field(occ.field);
         let norm = &self.texts[occ.field as usize];
-        let mut start = norm.original_offset(occ.start as usize).min(original.len());
+        let (start, end) = norm.original_span(occ.start as usize, occ.end as usize);
+        let mut start = start.min(original.len());
         while !original.is_char_boundary(start) {
             start -= 1;
         }
-        let mut end = norm
-            .original_offset(occ.end as usize)
-            .clamp(start, original.len());
+        let mut end = end.clamp(start, original.len());
         while !original.is_char_boundary(end) {
             end += 1;
         }

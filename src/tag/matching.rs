@@ -41,53 +41,117 @@ pub(super) struct VocabHit {
     pub(super) occ: u32,
 }
 
-/// Live hits grouped by vocabulary and, within one, by field.
+/// Live hits grouped by vocabulary and, within one, by field: one list
+/// per group, appended to as the automaton reports hits, so a hit is
+/// written once, already routed, and the lists come out in field and word
+/// order because the fields are searched in order, each from its first word.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Hits {
-    pub(super) hits: Vec<VocabHit>,
-    /// Group `g` (see [`Hits::group`]) is `hits[offsets[g]..offsets[g + 1]]`.
-    pub(super) offsets: Vec<u32>,
+    /// Group `g` (see [`Hits::group`]) is `groups[g]`.
+    groups: Vec<Vec<VocabHit>>,
+    /// A bit per group that holds a hit: which lists need clearing for the
+    /// next item, and which vocabularies scoring can pass over unread.
+    present: Vec<u64>,
 }
 
 impl Hits {
     /// The group of vocabulary `vocab`'s hits in `field`; a vocabulary's
     /// groups are consecutive, in field order.
+    #[inline]
     pub(super) fn group(vocab: usize, field: Field) -> usize {
         vocab * Field::ALL.len() + field as usize
     }
 
-    pub(super) fn groups(&self, from: usize, to: usize) -> &[VocabHit] {
-        match (self.offsets.get(from), self.offsets.get(to)) {
-            (Some(&a), Some(&b)) => self.hits.get(a as usize..b as usize).unwrap_or(&[]),
-            _ => &[],
+    /// Empties every group, and makes room for `vocabs` vocabularies' groups.
+    pub(super) fn reset(&mut self, vocabs: usize) {
+        for (w, word) in self.present.iter_mut().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                if let Some(list) = self.groups.get_mut(w * 64 + bits.trailing_zeros() as usize) {
+                    list.clear();
+                }
+                bits &= bits - 1;
+            }
+            *word = 0;
+        }
+        let groups = vocabs * Field::ALL.len();
+        if self.groups.len() != groups {
+            self.groups.resize_with(groups, Vec::new);
+            self.present.resize(groups.div_ceil(64), 0);
         }
     }
 
-    /// Vocabulary `vocab`'s hits, in field and word order.
-    pub(super) fn of(&self, vocab: usize) -> &[VocabHit] {
-        self.groups(
-            Hits::group(vocab, Field::Title),
-            Hits::group(vocab + 1, Field::Title),
-        )
+    /// Appends a hit to group `group`.
+    #[inline]
+    fn push(&mut self, group: usize, hit: VocabHit) {
+        if let (Some(list), Some(word)) = (self.groups.get_mut(group), self.present.get_mut(group / 64)) {
+            list.push(hit);
+            *word |= 1 << (group % 64);
+        }
+    }
+
+    /// Whether group `group` holds a hit.
+    #[inline]
+    fn is_present(&self, group: usize) -> bool {
+        self.present
+            .get(group / 64)
+            .is_some_and(|w| w & (1 << (group % 64)) != 0)
+    }
+
+    /// Whether vocabulary `vocab` has a hit in any field.
+    #[inline]
+    pub(super) fn has(&self, vocab: usize) -> bool {
+        Field::ALL.iter().any(|&f| self.is_present(Hits::group(vocab, f)))
+    }
+
+    /// Whether vocabulary `vocab` has a hit in `field`.
+    #[inline]
+    pub(super) fn has_in_field(&self, vocab: usize, field: Field) -> bool {
+        self.is_present(Hits::group(vocab, field))
     }
 
     /// Vocabulary `vocab`'s hits in `field`, in word order.
+    #[inline]
     pub(super) fn in_field(&self, vocab: usize, field: Field) -> &[VocabHit] {
-        let g = Hits::group(vocab, field);
-        self.groups(g, g + 1)
+        self.groups
+            .get(Hits::group(vocab, field))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Takes out of every group the hits of occurrences voided after they
+    /// were grouped.
+    fn drop_void(&mut self, occurrences: &[Occurrence]) {
+        for (w, word) in self.present.iter_mut().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                let Some(list) = self.groups.get_mut(w * 64 + bit as usize) else {
+                    continue;
+                };
+                list.retain(|h| occurrences.get(h.occ as usize).is_some_and(|o| !o.void));
+                if list.is_empty() {
+                    *word &= !(1 << bit);
+                }
+            }
+        }
     }
 }
 
 impl Rules {
     /// Every term occurrence in one normalised field, ordered by first
-    /// word, then by last word, then by end.
+    /// word, then by last word, then by end, appended to `out`, and each
+    /// seen through the scored vocabularies its term belongs to, appended
+    /// to `hits`. Returns whether a term that may void others (an `except`
+    /// phrase, an entity's name) was found.
     pub(super) fn find(
         &self,
         text: &Normalised,
         field: Field,
         out: &mut Vec<Occurrence>,
         found: &mut Vec<(u32, u32, u32)>,
-    ) {
+        hits: &mut Hits,
+    ) -> bool {
         let bytes = text.padded();
         // The walks only note (pattern, word, start): a closure that small
         // is inlined into the walk, where building occurrences in it was not.
@@ -96,6 +160,7 @@ impl Rules {
             self.automaton
                 .walk(bytes, from as usize, |p, _| found.push((p, word, from)));
         }
+        let mut may_void = false;
         for &(p, word, from) in found.iter() {
             let Some(&shape) = self.pattern_shape.get(p as usize) else {
                 continue;
@@ -110,18 +175,25 @@ impl Rules {
                     .and_then(|rest| rest.iter().position(|&b| b == b' '))
                     .unwrap_or(0);
             }
+            let word_end = word + shape.words - 1;
             for &t in self.pattern_terms.row(p as usize) {
+                let occ = out.len() as u32;
                 out.push(Occurrence {
                     term: t,
                     field,
                     start: start as u32,
                     end: stop as u32,
                     word,
-                    word_end: word + shape.words - 1,
+                    word_end,
                     void: false,
                 });
+                may_void |= self.is_except_term.get(t as usize).copied().unwrap_or(false);
+                for &v in self.term_vocabs.row(t as usize) {
+                    hits.push(Hits::group(v as usize, field), VocabHit { word, word_end, occ });
+                }
             }
         }
+        may_void
     }
 
     /// Voids occurrences covered by (or just after) an `except` phrase of
@@ -130,7 +202,13 @@ impl Rules {
     /// an entity's short name overlaps when one of its names or context
     /// terms occurs in the item ("Qarabag" in an item about the Champions
     /// League). Entity hits are void themselves: they count for no tag.
-    pub(super) fn void_excepted(&self, occurrences: &mut [Occurrence], phrases_found: &mut Vec<Occurrence>) {
+    /// The hits of voided occurrences are taken out of `hits`.
+    pub(super) fn void_excepted(
+        &self,
+        occurrences: &mut [Occurrence],
+        phrases_found: &mut Vec<Occurrence>,
+        hits: &mut Hits,
+    ) {
         phrases_found.clear();
         phrases_found.extend(
             occurrences
@@ -149,6 +227,19 @@ impl Rules {
             .filter(|e| e.kind != EntityTermKind::Short)
             .map(|e| e.entity)
             .collect();
+        let mut grouped_void = false;
+        // Entity hits are void themselves.
+        if phrases_found
+            .iter()
+            .any(|p| self.terms[p.term as usize].entity.is_some())
+        {
+            for o in occurrences.iter_mut() {
+                if self.terms[o.term as usize].entity.is_some() {
+                    o.void = true;
+                    grouped_void |= !self.term_vocabs.row(o.term as usize).is_empty();
+                }
+            }
+        }
         // Keep the hits that void: except phrases, entity names, and short
         // names of entities present.
         phrases_found.retain(|p| match self.terms[p.term as usize].entity {
@@ -159,69 +250,43 @@ impl Rules {
             },
             None => true,
         });
-        for o in occurrences.iter_mut() {
-            let term = &self.terms[o.term as usize];
-            if term.entity.is_some() {
-                o.void = true;
-                continue;
-            }
-            let overlaps = |p: &Occurrence| p.field == o.field && p.start < o.end && o.start < p.end;
-            let in_entity = phrases_found
-                .iter()
-                .any(|p| self.terms[p.term as usize].entity.is_some() && overlaps(p));
-            let excepted = term.except.is_some_and(|except| {
-                let phrases = &self.vocabs[except.vocab];
-                phrases_found.iter().any(|p| {
-                    p.field == o.field
-                        && phrases.binary_search(&(p.term as usize)).is_ok()
-                        && (overlaps(p)
+        // A phrase can void only the occurrences of its field whose words
+        // meet its own (hits cover whole words, so byte ranges overlap
+        // exactly when word ranges do) or start at most `before` words
+        // after it: occurrences are in field and word order, so those are
+        // one run, found by a binary search, not a pass over every hit.
+        for p in phrases_found.iter() {
+            let p_entity = self.terms[p.term as usize].entity.is_some();
+            let lowest = p.word.saturating_sub(self.max_pattern_words.saturating_sub(1));
+            let highest = p
+                .word_end
+                .saturating_add(1)
+                .saturating_add(self.max_except_before);
+            let from = occurrences.partition_point(|o| (o.field, o.word) < (p.field, lowest));
+            for o in occurrences[from..].iter_mut() {
+                if o.field != p.field || o.word > highest {
+                    break;
+                }
+                let term = &self.terms[o.term as usize];
+                if term.entity.is_some() {
+                    continue;
+                }
+                let overlaps = p.start < o.end && o.start < p.end;
+                let excepted = term.except.is_some_and(|except| {
+                    self.vocabs[except.vocab]
+                        .binary_search(&(p.term as usize))
+                        .is_ok()
+                        && (overlaps
                             || (p.end <= o.start && o.word.saturating_sub(p.word_end + 1) <= except.before))
-                })
-            });
-            o.void = in_entity || excepted;
-        }
-    }
-
-    /// The live occurrences seen through every vocabulary they belong to,
-    /// grouped by vocabulary, each group in field and word order.
-    pub(super) fn vocab_hits(&self, occurrences: &[Occurrence], out: &mut Hits) {
-        let Hits { hits, offsets } = out;
-        // One group per vocabulary and field, so a field's hits need no
-        // search. A counting sort: group `g`'s count goes to `offsets[g +
-        // 2]`, so after the running sum `offsets[g + 1]` is where group `g`
-        // starts, and filling moves it on to where `g` ends: `offsets[g]
-        // .. offsets[g + 1]`, with no second cursor array.
-        let groups = self.scored_vocabs * Field::ALL.len();
-        offsets.clear();
-        offsets.resize(groups + 2, 0);
-        for o in occurrences.iter().filter(|o| !o.void) {
-            for &v in self.term_vocabs.row(o.term as usize) {
-                offsets[Hits::group(v as usize, o.field) + 2] += 1;
+                });
+                if (p_entity && overlaps) || excepted {
+                    o.void = true;
+                    grouped_void |= !self.term_vocabs.row(o.term as usize).is_empty();
+                }
             }
         }
-        for g in 0..groups {
-            offsets[g + 2] += offsets[g + 1];
-        }
-        let empty = VocabHit {
-            word: 0,
-            word_end: 0,
-            occ: 0,
-        };
-        hits.clear();
-        hits.resize(offsets[groups + 1] as usize, empty);
-        for (i, o) in occurrences.iter().enumerate() {
-            if o.void {
-                continue;
-            }
-            for &v in self.term_vocabs.row(o.term as usize) {
-                let at = &mut offsets[Hits::group(v as usize, o.field) + 1];
-                hits[*at as usize] = VocabHit {
-                    word: o.word,
-                    word_end: o.word_end,
-                    occ: i as u32,
-                };
-                *at += 1;
-            }
+        if grouped_void {
+            hits.drop_void(occurrences);
         }
     }
 }
@@ -331,7 +396,9 @@ mod tests {
         let mut norm = Normalised::default();
         normalise_into(text, &mut norm, filtered.then_some(&r.starters));
         let mut out = Vec::new();
-        r.find(&norm, Field::Title, &mut out, &mut Vec::new());
+        let mut hits = Hits::default();
+        hits.reset(r.scored_vocabs);
+        r.find(&norm, Field::Title, &mut out, &mut Vec::new(), &mut hits);
         out.iter()
             .map(|o| (o.term, o.start, o.end, o.word, o.word_end))
             .collect()
@@ -384,6 +451,100 @@ mod tests {
             assert_eq!(found(&r, &text, true), all, "{text:?}");
         }
         assert!(hits > 3000, "the texts hit terms ({hits})");
+    }
+
+    /// `void_excepted` by its definition: every occurrence checked against
+    /// every voiding phrase of the item.
+    fn void_by_definition(r: &Rules, occurrences: &mut [Occurrence]) {
+        let found: Vec<Occurrence> = occurrences
+            .iter()
+            .filter(|o| r.is_except_term[o.term as usize])
+            .copied()
+            .collect();
+        let present: Vec<u32> = found
+            .iter()
+            .filter_map(|p| r.terms[p.term as usize].entity)
+            .filter(|e| e.kind != EntityTermKind::Short)
+            .map(|e| e.entity)
+            .collect();
+        let phrases: Vec<Occurrence> = found
+            .into_iter()
+            .filter(|p| match r.terms[p.term as usize].entity {
+                Some(e) => match e.kind {
+                    EntityTermKind::Name => true,
+                    EntityTermKind::Short => present.contains(&e.entity),
+                    EntityTermKind::Context => false,
+                },
+                None => true,
+            })
+            .collect();
+        for o in occurrences.iter_mut() {
+            let term = &r.terms[o.term as usize];
+            if term.entity.is_some() {
+                o.void = true;
+                continue;
+            }
+            let overlaps = |p: &Occurrence| p.field == o.field && p.start < o.end && o.start < p.end;
+            let in_entity = phrases
+                .iter()
+                .any(|p| r.terms[p.term as usize].entity.is_some() && overlaps(p));
+            let excepted = term.except.is_some_and(|except| {
+                phrases.iter().any(|p| {
+                    p.field == o.field
+                        && r.vocabs[except.vocab].binary_search(&(p.term as usize)).is_ok()
+                        && (overlaps(p)
+                            || (p.end <= o.start && o.word.saturating_sub(p.word_end + 1) <= except.before))
+                })
+            });
+            o.void = in_entity || excepted;
+        }
+    }
+
+    #[test]
+    fn voiding_near_each_phrase_agrees_with_checking_every_pair() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml");
+        let (r, _) = Rules::load(&path).unwrap_or_else(|p| panic!("{p}"));
+        // Every term's text (except phrases, entity names and context
+        // terms among them), a stem with an ending, and filler.
+        let mut phrases: Vec<String> = r.terms.iter().map(|t| t.pattern.clone()).collect();
+        phrases.extend(
+            r.terms
+                .iter()
+                .filter(|t| t.wildcard)
+                .map(|t| format!("{}ian", t.pattern)),
+        );
+        phrases.extend(["the", "of", "and", "said", "x"].map(String::from));
+        let separators = [" ", " ", ", ", " - ", ". ", "\n"];
+        let mut next = super::super::test_rng();
+        let (mut voided, mut kept) = (0, 0);
+        for _ in 0..4000 {
+            let mut fields: Vec<String> = Vec::new();
+            for _ in 0..3 {
+                let mut text = String::new();
+                for _ in 0..next(14) {
+                    text.push_str(&phrases[next(phrases.len())]);
+                    text.push_str(separators[next(separators.len())]);
+                }
+                fields.push(text);
+            }
+            let mut occurrences = Vec::new();
+            let mut hits = Hits::default();
+            hits.reset(r.scored_vocabs);
+            for (field, text) in Field::ALL.into_iter().zip(&fields) {
+                let mut norm = Normalised::default();
+                normalise_into(text, &mut norm, Some(&r.starters));
+                r.find(&norm, field, &mut occurrences, &mut Vec::new(), &mut hits);
+            }
+            let mut expected = occurrences.clone();
+            void_by_definition(&r, &mut expected);
+            r.void_excepted(&mut occurrences, &mut Vec::new(), &mut hits);
+            let got: Vec<bool> = occurrences.iter().map(|o| o.void).collect();
+            let want: Vec<bool> = expected.iter().map(|o| o.void).collect();
+            assert_eq!(got, want, "{fields:?}");
+            voided += want.iter().filter(|&&v| v).count();
+            kept += want.iter().filter(|&&v| !v).count();
+        }
+        assert!(voided > 1000 && kept > 1000, "voided {voided}, kept {kept}");
     }
 
     const ENTITIES: &str = r#"

@@ -90,8 +90,25 @@ impl Normalised {
     pub fn original_offset(&self, offset: usize) -> usize {
         let padded = offset + 1;
         let i = self.anchors.partition_point(|&(n, _)| n <= padded);
+        self.through_anchor(i, offset)
+    }
+
+    /// [`Normalised::original_offset`] of `start` and of `end` (not before
+    /// `start`), with one binary search: a hit spans a few words, so the
+    /// anchor that maps its end is the one of its start or a few after.
+    pub(crate) fn original_span(&self, start: usize, end: usize) -> (usize, usize) {
+        let i = self.anchors.partition_point(|&(n, _)| n <= start + 1);
+        let after = self.anchors.get(i..).unwrap_or(&[]);
+        let j = i + after.iter().take_while(|&&(n, _)| n <= end + 1).count();
+        (self.through_anchor(i, start), self.through_anchor(j, end))
+    }
+
+    /// The original offset of `offset`, given that anchors before `i` are
+    /// at or before it and the others after it.
+    #[inline]
+    fn through_anchor(&self, i: usize, offset: usize) -> usize {
         match i.checked_sub(1).and_then(|i| self.anchors.get(i)) {
-            Some(&(n, o)) => o + (padded - n),
+            Some(&(n, o)) => o + (offset + 1 - n),
             None => offset,
         }
     }
@@ -1025,6 +1042,40 @@ mod tests {
         }
         let end = text.find("reply").unwrap() + "reply".len();
         assert_eq!(norm.original_offset(end), original.find("reply").unwrap() + 5);
+    }
+
+    #[test]
+    fn a_span_maps_as_its_two_ends_do() {
+        let pieces = [
+            "CSTO",
+            "Karabakh",
+            " ",
+            ", ",
+            " — ",
+            "&amp;",
+            "“",
+            "’s",
+            "Ереван",
+            "ՀԱՊԿ",
+            "Cafe\u{301}",
+            "\n\n",
+            "ﬁle",
+        ];
+        let mut next = super::super::test_rng();
+        for _ in 0..2000 {
+            let original: String = (0..next(16)).map(|_| pieces[next(pieces.len())]).collect();
+            let norm = normalise(&original);
+            let len = norm.as_str().len();
+            for _ in 0..8 {
+                let start = next(len + 1);
+                let end = start + next(len + 1 - start);
+                assert_eq!(
+                    norm.original_span(start, end),
+                    (norm.original_offset(start), norm.original_offset(end)),
+                    "{original:?} {start}..{end}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -221,9 +221,12 @@ impl Rules {
     ) -> TagOutcome {
         let tag = &self.tags[t];
         let first_evidence = evidence.len();
-        let vetoed = tag.unless.is_some_and(|v| !hits.of(v).is_empty());
+        let vetoed = tag.unless.is_some_and(|v| hits.has(v));
 
         for zone in Zone::ALL {
+            if !hits.has_in_field(tag.terms, zone.field()) {
+                continue;
+            }
             let own = in_zone(hits, tag.terms, zone, layout);
             let Some(first) = own.first() else { continue };
             let mut mentions = 1;
@@ -251,14 +254,20 @@ impl Rules {
             {
                 continue;
             }
+            // A slot without a hit anywhere: the rule cannot fire.
+            if !rule.slots.iter().all(|&s| hits.has(s)) {
+                continue;
+            }
             match rule.within {
                 Some(within) => {
                     for zone in Zone::ALL {
                         let field = zone.field();
-                        if !rule.fields[field as usize] {
+                        if !rule.fields[field as usize]
+                            || !rule.slots.iter().all(|&s| hits.has_in_field(s, field))
+                        {
                             continue;
                         }
-                        if rule.unless.is_some_and(|u| !hits.in_field(u, field).is_empty()) {
+                        if rule.unless.is_some_and(|u| hits.has_in_field(u, field)) {
                             continue;
                         }
                         if rule
@@ -297,11 +306,10 @@ impl Rules {
                 }
                 None => {
                     let allowed = |field: Field| rule.fields[field as usize];
-                    if rule.unless.is_some_and(|u| {
-                        Field::ALL
-                            .iter()
-                            .any(|&f| allowed(f) && !hits.in_field(u, f).is_empty())
-                    }) {
+                    if rule
+                        .unless
+                        .is_some_and(|u| Field::ALL.iter().any(|&f| allowed(f) && hits.has_in_field(u, f)))
+                    {
                         continue;
                     }
                     // Each slot's best hit is its hit in the heaviest zone;
@@ -331,7 +339,10 @@ impl Rules {
             }
         }
 
-        self.weigh_body(t, hits, layout, paragraphs, first_evidence, evidence);
+        // Without evidence there are no body points to weigh.
+        if evidence.len() > first_evidence {
+            self.weigh_body(t, hits, layout, paragraphs, first_evidence, evidence);
+        }
 
         let score: f64 = evidence[first_evidence..].iter().map(|e| e.points).sum();
         TagOutcome {
