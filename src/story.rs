@@ -301,6 +301,116 @@ pub fn group(items: &[StoryItem], options: &GroupingOptions) -> Vec<Story> {
     stories
 }
 
+/// Places new items into the stories the other items are already in,
+/// instead of grouping everything again: the step a delivery cycle runs,
+/// where a few dozen new items meet thousands grouped before.
+///
+/// `stored[i]` is item `i`'s story (any key), `None` for a new item. Each
+/// new item, in order of publication, is judged as [`group`] judges it
+/// (the same features, weighted over all `items`; the mean similarity to a
+/// story's items published before it; the names rule; the window from the
+/// story's first item), against the stored stories and the stories new
+/// items started before it; then stories in different scripts are joined
+/// as [`group`] joins them. What is not redone is grouping the stored
+/// items among themselves: their stories are taken as stored. When those
+/// are what grouping everything again would make of them, the result is
+/// the same (`assign`'s tests compare both, cycle by cycle, on the
+/// labelled set).
+///
+/// Returns the stories that hold a new item, each with all its items
+/// (stored ones included), as [`group`] would list them.
+pub fn place(items: &[StoryItem], stored: &[Option<i64>], options: &GroupingOptions) -> Vec<Story> {
+    let features = Features::build(items, options.similarity);
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| (items[i].published, i));
+    // A stored story's items in each script are a cluster of their own, as
+    // `average_link` makes them before `join_across_scripts` joins them.
+    let mut clusters: Vec<Vec<usize>> = Vec::new();
+    let mut cluster_of = vec![usize::MAX; items.len()];
+    let mut by_story: HashMap<(i64, usize), usize> = HashMap::new();
+    for &i in &order {
+        if let Some(story) = stored.get(i).copied().flatten() {
+            let c = *by_story
+                .entry((story, features.scripts[i] as usize))
+                .or_insert_with(|| {
+                    clusters.push(Vec::new());
+                    clusters.len() - 1
+                });
+            clusters[c].push(i);
+            cluster_of[i] = c;
+        }
+    }
+    // A story's first item (in order) opens its window, as in `average_link`.
+    let mut cluster_start: Vec<Timestamp> = clusters.iter().map(|c| items[c[0]].published).collect();
+    let mut sums: HashMap<usize, (f64, usize)> = HashMap::new();
+    for (position, &i) in order.iter().enumerate() {
+        if cluster_of[i] != usize::MAX {
+            continue;
+        }
+        let earliest = window_start(items[i].published, options.window);
+        // Every item before this one in order, within the window: as
+        // `average_link` sees the stories when this item's turn comes.
+        sums.clear();
+        for &j in order[..position].iter().rev() {
+            if items[j].published < earliest {
+                break;
+            }
+            let c = cluster_of[j];
+            if cluster_start[c] < earliest || features.scripts[j] != features.scripts[i] {
+                continue;
+            }
+            let similarity = features.similarity(i, j);
+            let entry = sums.entry(c).or_insert((0.0, 0));
+            entry.0 += similarity;
+            entry.1 += 1;
+        }
+        let mut candidates: Vec<(usize, f64)> = sums
+            .iter()
+            .map(|(&c, &(sum, members))| (c, sum / members as f64))
+            .filter(|&(_, mean)| mean >= options.threshold)
+            .collect();
+        // The most alike first; among equals, the story started first.
+        candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let best = candidates.into_iter().find(|&(c, _)| {
+            clusters[c]
+                .iter()
+                .filter(|&&j| (items[j].published, j) < (items[i].published, i))
+                .all(|&j| features.may_join(i, j, options))
+        });
+        match best {
+            Some((c, _)) => {
+                clusters[c].push(i);
+                cluster_of[i] = c;
+            }
+            None => {
+                cluster_of[i] = clusters.len();
+                clusters.push(vec![i]);
+                cluster_start.push(items[i].published);
+            }
+        }
+    }
+    let clusters = match options.cross_language {
+        Some(threshold) => join_across_scripts(clusters, items, &features, threshold, options.window),
+        None => clusters,
+    };
+    let mut stories: Vec<Story> = clusters
+        .into_iter()
+        .filter(|members| {
+            members
+                .iter()
+                .any(|&i| stored.get(i).copied().flatten().is_none())
+        })
+        .map(|members| story_of(members, items, &features, options))
+        .collect();
+    stories.sort_by_key(|s| {
+        s.items()
+            .map(|i| (items[i].published, i))
+            .min()
+            .unwrap_or((Timestamp::MIN, 0))
+    });
+    stories
+}
+
 /// Items in publication order join the story they are most like, or start
 /// one. Only stories whose first item is within the window are open.
 ///
@@ -732,8 +842,17 @@ impl Features {
         if !self.may_join(a, b, options) {
             return None;
         }
+        Some(self.similarity(a, b))
+    }
+
+    /// How alike the words of items `a` and `b` are, whatever the rule
+    /// says of the pair: one walk over their vectors, for what the measure needs.
+    fn similarity(&self, a: usize, b: usize) -> f64 {
         let (va, vb) = (&self.vectors[a], &self.vectors[b]);
-        Some(self.similarity_from(a, b, dot(va, vb), common_count(va, vb)))
+        match self.similarity {
+            Similarity::TfIdfCosine => self.similarity_from(a, b, dot(va, vb), 0),
+            Similarity::Jaccard => self.similarity_from(a, b, 0.0, common_count(va, vb)),
+        }
     }
 
     /// Whether the rule lets items `a` and `b` be one story at all: same
