@@ -325,70 +325,17 @@ pub fn place(items: &[StoryItem], stored: &[Option<i64>], options: &GroupingOpti
     order.sort_by_key(|&i| (items[i].published, i));
     // A stored story's items in each script are a cluster of their own, as
     // `average_link` makes them before `join_across_scripts` joins them.
-    let mut clusters: Vec<Vec<usize>> = Vec::new();
-    let mut cluster_of = vec![usize::MAX; items.len()];
+    let mut stored_cluster = vec![usize::MAX; items.len()];
     let mut by_story: HashMap<(i64, usize), usize> = HashMap::new();
     for &i in &order {
         if let Some(story) = stored.get(i).copied().flatten() {
-            let c = *by_story
+            let next = by_story.len();
+            stored_cluster[i] = *by_story
                 .entry((story, features.scripts[i] as usize))
-                .or_insert_with(|| {
-                    clusters.push(Vec::new());
-                    clusters.len() - 1
-                });
-            clusters[c].push(i);
-            cluster_of[i] = c;
+                .or_insert(next);
         }
     }
-    // A story's first item (in order) opens its window, as in `average_link`.
-    let mut cluster_start: Vec<Timestamp> = clusters.iter().map(|c| items[c[0]].published).collect();
-    let mut sums: HashMap<usize, (f64, usize)> = HashMap::new();
-    for (position, &i) in order.iter().enumerate() {
-        if cluster_of[i] != usize::MAX {
-            continue;
-        }
-        let earliest = window_start(items[i].published, options.window);
-        // Every item before this one in order, within the window: as
-        // `average_link` sees the stories when this item's turn comes.
-        sums.clear();
-        for &j in order[..position].iter().rev() {
-            if items[j].published < earliest {
-                break;
-            }
-            let c = cluster_of[j];
-            if cluster_start[c] < earliest || features.scripts[j] != features.scripts[i] {
-                continue;
-            }
-            let similarity = features.similarity(i, j);
-            let entry = sums.entry(c).or_insert((0.0, 0));
-            entry.0 += similarity;
-            entry.1 += 1;
-        }
-        let mut candidates: Vec<(usize, f64)> = sums
-            .iter()
-            .map(|(&c, &(sum, members))| (c, sum / members as f64))
-            .filter(|&(_, mean)| mean >= options.threshold)
-            .collect();
-        // The most alike first; among equals, the story started first.
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let best = candidates.into_iter().find(|&(c, _)| {
-            clusters[c]
-                .iter()
-                .filter(|&&j| (items[j].published, j) < (items[i].published, i))
-                .all(|&j| features.may_join(i, j, options))
-        });
-        match best {
-            Some((c, _)) => {
-                clusters[c].push(i);
-                cluster_of[i] = c;
-            }
-            None => {
-                cluster_of[i] = clusters.len();
-                clusters.push(vec![i]);
-                cluster_start.push(items[i].published);
-            }
-        }
-    }
+    let clusters = link_in_order(items, &features, &order, options, &stored_cluster, by_story.len());
     let clusters = match options.cross_language {
         Some(threshold) => join_across_scripts(clusters, items, &features, threshold, options.window),
         None => clusters,
@@ -425,8 +372,25 @@ fn average_link(
     order: &[usize],
     options: &GroupingOptions,
 ) -> Vec<Vec<usize>> {
-    let mut clusters: Vec<Vec<usize>> = Vec::new();
-    let mut cluster_start: Vec<Timestamp> = Vec::new();
+    link_in_order(items, features, order, options, &vec![usize::MAX; items.len()], 0)
+}
+
+/// [`average_link`], where the items whose `fixed` cluster is set (below
+/// `fixed_clusters`) are not judged: they join that cluster when their
+/// turn comes, and are there for the items judged after them. [`place`]
+/// fixes the stored items in their stories this way.
+fn link_in_order(
+    items: &[StoryItem],
+    features: &Features,
+    order: &[usize],
+    options: &GroupingOptions,
+    fixed: &[usize],
+    fixed_clusters: usize,
+) -> Vec<Vec<usize>> {
+    let mut clusters: Vec<Vec<usize>> = vec![Vec::new(); fixed_clusters];
+    // A cluster opens with its first item (in order); a fixed one with no
+    // item yet cannot be reached, since only items already seen are posted.
+    let mut cluster_start: Vec<Timestamp> = vec![Timestamp::MAX; fixed_clusters];
     let mut cluster_of = vec![usize::MAX; items.len()];
     // Stem id → (item, its weight for the stem), in order of publication.
     let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); features.stem_count];
@@ -443,6 +407,17 @@ fn average_link(
     let mut first_in_window = vec![0usize; features.stem_count];
     let published: Vec<Timestamp> = items.iter().map(|item| item.published).collect();
     for &i in order {
+        if let Some(&c) = fixed.get(i).filter(|&&c| c != usize::MAX) {
+            if clusters[c].is_empty() {
+                cluster_start[c] = items[i].published;
+            }
+            clusters[c].push(i);
+            cluster_of[i] = c;
+            for &(stem, weight) in &features.vectors[i] {
+                postings[stem as usize].push((i as u32, weight));
+            }
+            continue;
+        }
         let earliest = window_start(items[i].published, options.window);
         touched.clear();
         for &(stem, weight) in &features.vectors[i] {
