@@ -16,6 +16,18 @@
 //! its last poll failed to connect) is kept in memory, loaded once from the
 //! store: a poll starts without a read, and "is the whole network down?" is
 //! one count, not a scan of every feed.
+//!
+//! **While the network is down, feeds wait for it instead of each trying
+//! to connect.** Once every feed's last poll failed to connect and this
+//! process has itself seen [`CONNECT_FAILURES_BEFORE_WAITING`] attempts in
+//! a row fail that way, a due feed is tried only as the network's probe:
+//! at most one at a time, one every [`PROBE_EVERY`]. Every other due feed
+//! records a failure at once ("not tried while the network is down", kind
+//! `network`), so `status` still shows each feed's error, the failures
+//! still do not count against the feeds, and the first answer from any
+//! feed ends the wait. In a real outage that saves a DNS lookup and a
+//! connect per feed per round; the attempts in a row keep a state left
+//! over from an old outage from holding feeds back when the network is up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,13 +41,20 @@ use crate::article::{ArticleExtractor, fill_full_text};
 use crate::config::{Config, FeedConfig};
 use crate::dedup::DedupKeys;
 use crate::fetch::schedule::next_poll_delay;
-use crate::fetch::{CacheHints, FeedResponse, HttpClient, Validators};
+use crate::fetch::{CacheHints, FeedResponse, HttpClient, NETWORK_ERROR_KIND, Validators};
 use crate::item::Item;
 use crate::parse::{ParsedFeed, parse_feed_deferred};
 use crate::store::StoreHandle;
 use crate::store::feeds::{FeedFailure, FeedState};
 use crate::store::items::{ItemTags, NewItem, PollSuccess, PollSummary};
 use crate::tag::{Document, Rules, Tagging};
+
+/// Attempts to connect this process must see fail in a row, on top of every
+/// feed's last poll having failed to connect, before feeds wait for the
+/// network instead of trying (see the module doc).
+pub const CONNECT_FAILURES_BEFORE_WAITING: u32 = 8;
+/// While the network is down, how often one due feed is tried to see whether it is back.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything a poll needs, shared by every feed's task.
 pub struct Pipeline {
@@ -107,6 +126,37 @@ struct Health {
     unreachable: usize,
     /// The network is taken to be down (logged once when it goes, once when it is back).
     network_down: bool,
+    /// Attempts this process saw fail to connect since any host last answered.
+    connect_failures_in_a_row: u32,
+    /// While the network is down: the one poll let through to see whether it is back.
+    probe: Probe,
+}
+
+/// The network's probe while it is down.
+#[derive(Debug, Default)]
+struct Probe {
+    in_flight: bool,
+    last_started: Option<Instant>,
+    /// What skipped feeds record: the last real attempt's error, said once.
+    skipped_message: String,
+}
+
+/// Whether a due feed is fetched or waits for the network.
+enum Attempt<'a> {
+    Fetch,
+    /// Fetched as the network's probe: the guard ends the probe when the fetch is done.
+    Probe(ProbeGuard<'a>),
+    /// Not tried: the network is down and another feed is probing it.
+    Wait(Failure),
+}
+
+/// Ends the probe when dropped, also when the poll is abandoned mid-fetch.
+struct ProbeGuard<'a>(&'a Mutex<Health>);
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).probe.in_flight = false;
+    }
 }
 
 impl Health {
@@ -133,6 +183,23 @@ impl Health {
             health.feeds.insert(feed.name.clone(), h);
         }
         health
+    }
+
+    /// Feeds wait for the network instead of connecting (see the module doc).
+    fn waiting_for_network(&self) -> bool {
+        self.network_down && self.connect_failures_in_a_row >= CONNECT_FAILURES_BEFORE_WAITING
+    }
+
+    /// A fetch ended: with the error when it could not connect at all.
+    fn attempted(&mut self, connect_error: Option<&str>) {
+        match connect_error {
+            Some(error) => {
+                self.connect_failures_in_a_row = self.connect_failures_in_a_row.saturating_add(1);
+                self.probe.skipped_message =
+                    format!("not tried while the network is down (last attempt: {error})");
+            }
+            None => self.connect_failures_in_a_row = 0,
+        }
     }
 
     fn set_unreachable(&mut self, name: &str, unreachable: bool) {
@@ -244,6 +311,9 @@ impl Pipeline {
     ) -> anyhow::Result<FeedReport> {
         let started = Instant::now();
         let (outcome, next_poll_at) = self.poll_feed_inner(feed, admission).await?;
+        if let Outcome::Failed(failure) = &outcome {
+            self.note_failure(&feed.name, failure);
+        }
         let report = FeedReport {
             feed: feed.name.clone(),
             outcome,
@@ -266,15 +336,29 @@ impl Pipeline {
     ) -> anyhow::Result<(Outcome, Timestamp)> {
         let slot = self.in_flight.acquire().await?;
         let slot = (slot, admission);
+        // Decided once a slot is free, not before waiting for one: polls
+        // queued behind the first failures then already see them.
+        let probe = match self.attempt() {
+            Attempt::Fetch => None,
+            Attempt::Probe(guard) => Some(guard),
+            Attempt::Wait(failure) => return Ok((Outcome::Failed(failure), Timestamp::now())),
+        };
         // Validators are only trusted for the URL they were issued for.
         let validators = match self.health().feeds.get(&feed.name) {
             Some(h) if h.url == feed.url.as_str() => h.validators.clone(),
             _ => Validators::default(),
         };
         let now = Timestamp::now();
-        let mut fetched = match self.client.fetch_feed(&feed.url, &validators).await {
-            Ok(FeedResponse::Fetched(f)) => f,
+        let response = self.client.fetch_feed(&feed.url, &validators).await;
+        // The probe (if this poll is it) ends once its outcome is noted.
+        let mut fetched = match response {
+            Ok(FeedResponse::Fetched(f)) => {
+                self.health().attempted(None);
+                f
+            }
             Ok(FeedResponse::NotModified { hints }) => {
+                self.health().attempted(None);
+                drop(probe);
                 let (_, next) = self
                     .store_success(
                         slot,
@@ -301,9 +385,12 @@ impl Pipeline {
                         max_age: None,
                     },
                 };
+                self.health()
+                    .attempted(failure.network.then_some(failure.message.as_str()));
                 return Ok((Outcome::Failed(failure), now));
             }
         };
+        drop(probe);
         let bytes = fetched.body.len();
         let parsed = {
             // Taken, not shared: a poll waiting for its group commit must
@@ -470,10 +557,41 @@ impl Pipeline {
         Ok((summary, next))
     }
 
-    /// Notes that `feed`'s poll failed, and says whether that means the
+    /// Whether a due feed is fetched now, as the network's probe, or waits
+    /// for the network (see the module doc).
+    fn attempt(&self) -> Attempt<'_> {
+        let mut health = self.health();
+        if !health.waiting_for_network() {
+            return Attempt::Fetch;
+        }
+        let probe_due = health
+            .probe
+            .last_started
+            .is_none_or(|t| t.elapsed() >= PROBE_EVERY);
+        if !health.probe.in_flight && probe_due {
+            health.probe.in_flight = true;
+            health.probe.last_started = Some(Instant::now());
+            return Attempt::Probe(ProbeGuard(&self.health));
+        }
+        Attempt::Wait(Failure {
+            kind: NETWORK_ERROR_KIND.to_string(),
+            message: health.probe.skipped_message.clone(),
+            network: true,
+            hints: CacheHints::default(),
+        })
+    }
+
+    /// Whether the network is taken to be down: the last failure to connect
+    /// found every enabled feed's last poll failing to connect too. A
+    /// failure then is recorded without counting against its feed.
+    pub fn network_is_down(&self) -> bool {
+        self.health().network_down
+    }
+
+    /// Notes that `feed`'s poll failed, and decides whether that means the
     /// network is down: it failed to connect, and so did every other enabled
     /// feed's last poll. One count, kept as polls finish, not a scan.
-    pub fn note_failure(&self, feed: &str, failure: &Failure) -> bool {
+    fn note_failure(&self, feed: &str, failure: &Failure) {
         let mut health = self.health();
         // Noted at once, not when the failure is written: a feed failing a
         // moment later must already see this one.
@@ -487,7 +605,6 @@ impl Pipeline {
             );
         }
         health.network_down = down || (health.network_down && failure.network);
-        down
     }
 
     /// Records a failed poll and returns when the feed should be polled next.
@@ -575,7 +692,8 @@ impl Pipeline {
             && reports
                 .iter()
                 .all(|r| matches!(&r.outcome, Outcome::Failed(f) if f.network));
-        if network_down {
+        // Said once: the polls' own failures may have said it already.
+        if network_down && !self.network_is_down() {
             warn!(
                 feeds = reports.len(),
                 "every feed failed to connect: treating it as the network being down"
@@ -693,5 +811,126 @@ fn log_report(r: &FeedReport, routine_failure: bool) {
         Outcome::Failed(f) => {
             warn!(feed = %r.feed, outcome = %f.kind, error = %f.message, bytes = 0, new = 0, duration_ms = ms, "poll failed")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::path::Path;
+
+    /// An address on 127.0.0.1 where nothing listens (yet): connections are refused.
+    fn unused_address() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a test port");
+        listener.local_addr().expect("test listener has an address")
+    }
+
+    async fn pipeline_for(addresses: &[SocketAddr], store: StoreHandle) -> Pipeline {
+        let mut toml = String::from("[poll]\ninterval = \"1m\"\ntimeout = \"2s\"\n");
+        for (i, addr) in addresses.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[feeds]]\nname = \"f{i}\"\nurl = \"http://{addr}/feed\"\n"
+            ));
+        }
+        let config = Config::from_toml(&toml, Path::new("/tmp/cstowatch.toml")).expect("test config");
+        let rules_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rules.toml");
+        let rules = Rules::load(&rules_path).expect("the shipped rules").0;
+        Pipeline::new(Arc::new(config), Arc::new(rules), store)
+            .await
+            .expect("pipeline")
+    }
+
+    /// Polls feed `i` and returns its failure (every feed here fails).
+    async fn failure_of(pipeline: &Pipeline, i: usize) -> Failure {
+        let feed = pipeline.config().feeds[i].clone();
+        match pipeline.poll_feed(&feed).await.expect("poll").outcome {
+            Outcome::Failed(f) => f,
+            other => panic!("f{i} did not fail: {other:?}"),
+        }
+    }
+
+    fn was_tried(f: &Failure) -> bool {
+        !f.message.starts_with("not tried")
+    }
+
+    #[tokio::test]
+    async fn while_the_network_is_down_one_feed_probes_it_and_the_others_wait() {
+        let addresses: Vec<SocketAddr> = (0..12).map(|_| unused_address()).collect();
+        let pipeline = pipeline_for(&addresses, StoreHandle::open_in_memory().unwrap()).await;
+        // Nothing known yet: every feed is tried until all have failed to connect.
+        for i in 0..12 {
+            let f = failure_of(&pipeline, i).await;
+            assert!(f.network && was_tried(&f), "f{i}: {f:?}");
+        }
+        assert!(pipeline.network_is_down());
+        // Now one feed probes the network and the others record that they waited.
+        let round: Vec<Failure> =
+            futures_util::future::join_all((0..12).map(|i| failure_of(&pipeline, i))).await;
+        assert_eq!(round.iter().filter(|f| was_tried(f)).count(), 1, "{round:#?}");
+        for f in round.iter().filter(|f| !was_tried(f)) {
+            assert_eq!((f.kind.as_str(), f.network), (NETWORK_ERROR_KIND, true));
+            assert!(
+                f.message.contains("Connection refused"),
+                "the last attempt's error: {}",
+                f.message
+            );
+        }
+
+        // The network comes back at f0's address: the next probe (a second
+        // later) reaches it, and the other feeds are tried again at once.
+        let listener = tokio::net::TcpListener::bind(addresses[0])
+            .await
+            .expect("rebind f0's port");
+        tokio::spawn(async move {
+            let router = axum::Router::new().route("/feed", axum::routing::get(|| async { "not a feed" }));
+            axum::serve(listener, router).await.expect("test server runs");
+        });
+        tokio::time::sleep(PROBE_EVERY + Duration::from_millis(100)).await;
+        let f0 = failure_of(&pipeline, 0).await;
+        assert!(
+            !f0.network,
+            "f0 answered (with something that is not a feed): {f0:?}"
+        );
+        assert!(!pipeline.network_is_down());
+        let f1 = failure_of(&pipeline, 1).await;
+        assert!(was_tried(&f1), "{f1:?}");
+    }
+
+    #[tokio::test]
+    async fn an_old_outage_in_the_state_does_not_hold_feeds_back_before_attempts_fail() {
+        let addresses: Vec<SocketAddr> = (0..12).map(|_| unused_address()).collect();
+        let store = StoreHandle::open_in_memory().unwrap();
+        let names: Vec<String> = (0..12).map(|i| format!("f{i}")).collect();
+        store
+            .call(move |s| {
+                for name in &names {
+                    s.record_feed_failure(&FeedFailure {
+                        name,
+                        url: "http://old/feed",
+                        at: Timestamp::from_second(1_790_000_000).unwrap(),
+                        kind: NETWORK_ERROR_KIND,
+                        message: "network error: connection refused",
+                        network_down: true,
+                        next_poll_at: Timestamp::from_second(1_790_000_000).unwrap(),
+                    })?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let pipeline = pipeline_for(&addresses, store).await;
+        // Every feed's last poll failed to connect, so the first failure now
+        // means the network is down; feeds still connect until this process
+        // has seen enough attempts in a row fail.
+        for i in 0..CONNECT_FAILURES_BEFORE_WAITING as usize {
+            let f = failure_of(&pipeline, i).await;
+            assert!(was_tried(&f), "f{i}: {f:?}");
+            assert!(pipeline.network_is_down());
+        }
+        let probe = failure_of(&pipeline, 8).await;
+        assert!(was_tried(&probe), "the first probe: {probe:?}");
+        let waited = failure_of(&pipeline, 9).await;
+        assert!(!was_tried(&waited), "{waited:?}");
     }
 }

@@ -303,8 +303,8 @@ async fn feed_worker(
                     Some(report.next_poll_at)
                 }
                 Outcome::Failed(failure) => {
-                    // Logged by the pipeline once when the network goes down, not per feed.
-                    let network_down = pipeline.note_failure(&feed.name, failure);
+                    // The poll noted its failure; the pipeline logs once when the network goes down.
+                    let network_down = failure.network && pipeline.network_is_down();
                     match pipeline.record_failure(&feed, failure, network_down).await {
                         Ok(next) => Some(next),
                         Err(e) => {

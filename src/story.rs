@@ -301,6 +301,63 @@ pub fn group(items: &[StoryItem], options: &GroupingOptions) -> Vec<Story> {
     stories
 }
 
+/// Places new items into the stories the other items are already in,
+/// instead of grouping everything again: the step a delivery cycle runs,
+/// where a few dozen new items meet thousands grouped before.
+///
+/// `stored[i]` is item `i`'s story (any key), `None` for a new item. Each
+/// new item, in order of publication, is judged as [`group`] judges it
+/// (the same features, weighted over all `items`; the mean similarity to a
+/// story's items published before it; the names rule; the window from the
+/// story's first item), against the stored stories and the stories new
+/// items started before it; then stories in different scripts are joined
+/// as [`group`] joins them. What is not redone is grouping the stored
+/// items among themselves: their stories are taken as stored. When those
+/// are what grouping everything again would make of them, the result is
+/// the same (`assign`'s tests compare both, cycle by cycle, on the
+/// labelled set).
+///
+/// Returns the stories that hold a new item, each with all its items
+/// (stored ones included), as [`group`] would list them.
+pub fn place(items: &[StoryItem], stored: &[Option<i64>], options: &GroupingOptions) -> Vec<Story> {
+    let features = Features::build(items, options.similarity);
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| (items[i].published, i));
+    // A stored story's items in each script are a cluster of their own, as
+    // `average_link` makes them before `join_across_scripts` joins them.
+    let mut stored_cluster = vec![usize::MAX; items.len()];
+    let mut by_story: HashMap<(i64, usize), usize> = HashMap::new();
+    for &i in &order {
+        if let Some(story) = stored.get(i).copied().flatten() {
+            let next = by_story.len();
+            stored_cluster[i] = *by_story
+                .entry((story, features.scripts[i] as usize))
+                .or_insert(next);
+        }
+    }
+    let clusters = link_in_order(items, &features, &order, options, &stored_cluster, by_story.len());
+    let clusters = match options.cross_language {
+        Some(threshold) => join_across_scripts(clusters, items, &features, threshold, options.window),
+        None => clusters,
+    };
+    let mut stories: Vec<Story> = clusters
+        .into_iter()
+        .filter(|members| {
+            members
+                .iter()
+                .any(|&i| stored.get(i).copied().flatten().is_none())
+        })
+        .map(|members| story_of(members, items, &features, options))
+        .collect();
+    stories.sort_by_key(|s| {
+        s.items()
+            .map(|i| (items[i].published, i))
+            .min()
+            .unwrap_or((Timestamp::MIN, 0))
+    });
+    stories
+}
+
 /// Items in publication order join the story they are most like, or start
 /// one. Only stories whose first item is within the window are open.
 ///
@@ -315,8 +372,25 @@ fn average_link(
     order: &[usize],
     options: &GroupingOptions,
 ) -> Vec<Vec<usize>> {
-    let mut clusters: Vec<Vec<usize>> = Vec::new();
-    let mut cluster_start: Vec<Timestamp> = Vec::new();
+    link_in_order(items, features, order, options, &vec![usize::MAX; items.len()], 0)
+}
+
+/// [`average_link`], where the items whose `fixed` cluster is set (below
+/// `fixed_clusters`) are not judged: they join that cluster when their
+/// turn comes, and are there for the items judged after them. [`place`]
+/// fixes the stored items in their stories this way.
+fn link_in_order(
+    items: &[StoryItem],
+    features: &Features,
+    order: &[usize],
+    options: &GroupingOptions,
+    fixed: &[usize],
+    fixed_clusters: usize,
+) -> Vec<Vec<usize>> {
+    let mut clusters: Vec<Vec<usize>> = vec![Vec::new(); fixed_clusters];
+    // A cluster opens with its first item (in order); a fixed one with no
+    // item yet cannot be reached, since only items already seen are posted.
+    let mut cluster_start: Vec<Timestamp> = vec![Timestamp::MAX; fixed_clusters];
     let mut cluster_of = vec![usize::MAX; items.len()];
     // Stem id → (item, its weight for the stem), in order of publication.
     let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); features.stem_count];
@@ -333,6 +407,17 @@ fn average_link(
     let mut first_in_window = vec![0usize; features.stem_count];
     let published: Vec<Timestamp> = items.iter().map(|item| item.published).collect();
     for &i in order {
+        if let Some(&c) = fixed.get(i).filter(|&&c| c != usize::MAX) {
+            if clusters[c].is_empty() {
+                cluster_start[c] = items[i].published;
+            }
+            clusters[c].push(i);
+            cluster_of[i] = c;
+            for &(stem, weight) in &features.vectors[i] {
+                postings[stem as usize].push((i as u32, weight));
+            }
+            continue;
+        }
         let earliest = window_start(items[i].published, options.window);
         touched.clear();
         for &(stem, weight) in &features.vectors[i] {
@@ -732,8 +817,17 @@ impl Features {
         if !self.may_join(a, b, options) {
             return None;
         }
+        Some(self.similarity(a, b))
+    }
+
+    /// How alike the words of items `a` and `b` are, whatever the rule
+    /// says of the pair: one walk over their vectors, for what the measure needs.
+    fn similarity(&self, a: usize, b: usize) -> f64 {
         let (va, vb) = (&self.vectors[a], &self.vectors[b]);
-        Some(self.similarity_from(a, b, dot(va, vb), common_count(va, vb)))
+        match self.similarity {
+            Similarity::TfIdfCosine => self.similarity_from(a, b, dot(va, vb), 0),
+            Similarity::Jaccard => self.similarity_from(a, b, 0.0, common_count(va, vb)),
+        }
     }
 
     /// Whether the rule lets items `a` and `b` be one story at all: same

@@ -305,6 +305,8 @@ fn cache_hints(headers: &HeaderMap, status: StatusCode) -> CacheHints {
 }
 
 fn map_reqwest_error(e: reqwest::Error) -> FetchError {
+    // Callers log the feed, and URLs may carry secrets.
+    let e = e.without_url();
     if e.is_redirect() {
         FetchError::TooManyRedirects
     } else if e.is_connect() {
@@ -337,11 +339,12 @@ fn is_connection_failure(e: &reqwest::Error) -> bool {
     false
 }
 
-/// The error and its causes on one line; reqwest's own Display omits the causes.
-/// The URL is dropped: callers log the feed, and URLs may carry secrets.
+/// The error and its causes on one line; reqwest's own Display omits the
+/// causes. It prints the URL when the error still carries one: strip it
+/// first ([`reqwest::Error::without_url`], as [`map_reqwest_error`] does).
 fn error_chain(e: &reqwest::Error) -> String {
     use std::error::Error as _;
-    let mut text = e.without_url_ref().to_string();
+    let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         let s_text = s.to_string();
@@ -352,21 +355,6 @@ fn error_chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// reqwest has `without_url` by value only; this formats without the URL by reference.
-trait WithoutUrlRef {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrlRef for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let text = self.to_string();
-        match self.url() {
-            Some(url) => text.replace(&format!(" for url ({url})"), ""),
-            None => text,
-        }
-    }
 }
 
 #[cfg(test)]

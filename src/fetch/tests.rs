@@ -356,3 +356,22 @@ async fn html_page_is_fetched_as_is_for_the_parser_to_judge() {
     };
     assert_eq!(f.content_type.as_deref(), Some("text/html"));
 }
+
+#[tokio::test]
+async fn a_refused_connection_is_a_network_error_that_names_the_cause_but_not_the_url() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = Url::parse(&format!("http://{addr}/feed?key=s3cr3t")).unwrap();
+    let e = client()
+        .fetch_feed(&url, &Validators::default())
+        .await
+        .expect_err("nothing listens there");
+    assert!(e.is_network(), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(
+        !message.contains("s3cr3t") && !message.contains(&addr.to_string()),
+        "{message}"
+    );
+}
