@@ -284,13 +284,27 @@ pub fn group(items: &[StoryItem], options: &GroupingOptions) -> Vec<Story> {
         Linkage::Average => average_link(items, &features, &order, options),
         Linkage::Single => single_link(items, &features, &order, options),
     };
+    stories_of(clusters, items, &features, options, |_| true)
+}
+
+/// The stories made of `clusters` that `keep` accepts, once clusters in
+/// different scripts are joined (when the options ask for it), in order of
+/// their first item's publication (ties by input order).
+fn stories_of(
+    clusters: Vec<Vec<usize>>,
+    items: &[StoryItem],
+    features: &Features,
+    options: &GroupingOptions,
+    keep: impl Fn(&[usize]) -> bool,
+) -> Vec<Story> {
     let clusters = match options.cross_language {
-        Some(threshold) => join_across_scripts(clusters, items, &features, threshold, options.window),
+        Some(threshold) => join_across_scripts(clusters, items, features, threshold, options.window),
         None => clusters,
     };
     let mut stories: Vec<Story> = clusters
         .into_iter()
-        .map(|members| story_of(members, items, &features, options))
+        .filter(|members| keep(members))
+        .map(|members| story_of(members, items, features, options))
         .collect();
     stories.sort_by_key(|s| {
         s.items()
@@ -336,26 +350,11 @@ pub fn place(items: &[StoryItem], stored: &[Option<i64>], options: &GroupingOpti
         }
     }
     let clusters = link_in_order(items, &features, &order, options, &stored_cluster, by_story.len());
-    let clusters = match options.cross_language {
-        Some(threshold) => join_across_scripts(clusters, items, &features, threshold, options.window),
-        None => clusters,
-    };
-    let mut stories: Vec<Story> = clusters
-        .into_iter()
-        .filter(|members| {
-            members
-                .iter()
-                .any(|&i| stored.get(i).copied().flatten().is_none())
-        })
-        .map(|members| story_of(members, items, &features, options))
-        .collect();
-    stories.sort_by_key(|s| {
-        s.items()
-            .map(|i| (items[i].published, i))
-            .min()
-            .unwrap_or((Timestamp::MIN, 0))
-    });
-    stories
+    stories_of(clusters, items, &features, options, |members| {
+        members
+            .iter()
+            .any(|&i| stored.get(i).copied().flatten().is_none())
+    })
 }
 
 /// Items in publication order join the story they are most like, or start
