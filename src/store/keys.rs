@@ -64,7 +64,7 @@ pub(super) struct ClaimedKeys {
     /// Every hash stored or claimed since it was built (taken-back claims
     /// and pruned keys stay in it: they only cost a lookup).
     filter: Option<KeyFilter>,
-    /// Lookups that found nothing, counted until the filter is built.
+    /// Keys found new, counted until the filter is built.
     missed: u32,
     /// `PRAGMA data_version` when the filter was built or last checked.
     data_version: i64,
@@ -111,15 +111,24 @@ impl ClaimedKeys {
         self.filter.is_some()
     }
 
-    /// Whether `hash` may be stored: false only when the filter is sure it
-    /// is not.
-    fn may_be_stored(&self, hash: i64) -> bool {
-        self.filter.as_ref().is_none_or(|f| f.may_contain(hash))
+    /// When the key `hash` was first seen: `now` when claimed in the open
+    /// transaction, its stored time, or `None` for a new key (without a
+    /// read when the filter is sure of it).
+    fn first_seen(&self, conn: &Connection, hash: i64, now: i64) -> rusqlite::Result<Option<i64>> {
+        if self.hashes.contains(&hash) {
+            return Ok(Some(now));
+        }
+        if self.filter.as_ref().is_some_and(|f| !f.may_contain(hash)) {
+            return Ok(None);
+        }
+        conn.prepare_cached("SELECT first_seen_at FROM seen_hashes WHERE hash = ?1")?
+            .query_row([hash], |r| r.get(0))
+            .optional()
     }
 
-    /// Counts a lookup that found nothing; builds the filter (or a bigger
-    /// one, when it is full) once enough have.
-    fn missed(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+    /// Counts a key found new; builds the filter once enough have been
+    /// (or a bigger one, once it is full).
+    fn note_miss(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         match &self.filter {
             Some(f) if !f.is_full() => return Ok(()),
             Some(_) => {}
@@ -159,10 +168,6 @@ impl ClaimedKeys {
         }
     }
 
-    fn contains(&self, hash: i64) -> bool {
-        self.hashes.contains(&hash)
-    }
-
     fn claim(&mut self, hash: i64, at: i64) {
         self.claimed.push((hash, at));
         self.hashes.insert(hash);
@@ -185,12 +190,6 @@ impl ClaimedKeys {
             insert.execute(params![hash, at])?;
         }
         Ok(())
-    }
-
-    /// Forgets every claim (their transaction was rolled back).
-    pub(super) fn forget(&mut self) {
-        self.claimed.clear();
-        self.hashes.clear();
     }
 }
 
@@ -248,6 +247,12 @@ impl KeyFilter {
     }
 }
 
+/// Whether a key first seen at `at` still makes an item a duplicate: any
+/// key does, a title key only within the title window.
+fn still_counts(kind: &str, at: i64, title_since: i64) -> bool {
+    kind != "title" || at >= title_since
+}
+
 /// Whether an item with any of these keys was seen: stored, or claimed in
 /// the open transaction. A title key counts only within the title window.
 pub(super) fn known(
@@ -256,20 +261,12 @@ pub(super) fn known(
     keys: &DedupKeys,
     now: Timestamp,
 ) -> rusqlite::Result<bool> {
-    let title_since = to_unix(now) - TITLE_KEY_WINDOW.as_secs() as i64;
-    let mut stmt = conn.prepare_cached("SELECT first_seen_at FROM seen_hashes WHERE hash = ?1")?;
+    let now = to_unix(now);
+    let title_since = now - TITLE_KEY_WINDOW.as_secs() as i64;
     for (kind, key) in keys.pairs() {
-        let hash = key_hash(kind, key);
-        if claimed.contains(hash) {
+        let seen = claimed.first_seen(conn, key_hash(kind, key), now)?;
+        if seen.is_some_and(|at| still_counts(kind, at, title_since)) {
             return Ok(true);
-        }
-        if !claimed.may_be_stored(hash) {
-            continue;
-        }
-        let seen: Option<i64> = stmt.query_row([hash], |r| r.get(0)).optional()?;
-        match seen {
-            Some(at) if kind != "title" || at >= title_since => return Ok(true),
-            _ => {}
         }
     }
     Ok(false)
@@ -289,25 +286,16 @@ pub(super) fn claim_keys(
 ) -> rusqlite::Result<bool> {
     let now = to_unix(now);
     let title_since = now - TITLE_KEY_WINDOW.as_secs() as i64;
-    let mut lookup = conn.prepare_cached("SELECT first_seen_at FROM seen_hashes WHERE hash = ?1")?;
     let mark = claimed.mark();
     let (titles, others): (Vec<_>, Vec<_>) = keys.pairs().partition(|(kind, _)| *kind == "title");
     for (kind, key) in others.into_iter().chain(titles) {
         let hash = key_hash(kind, key);
-        let stored: Option<i64> = if claimed.contains(hash) {
-            Some(now)
-        } else if claimed.may_be_stored(hash) {
-            let stored = lookup.query_row([hash], |r| r.get(0)).optional()?;
-            if stored.is_none() {
-                claimed.missed(conn)?;
+        match claimed.first_seen(conn, hash, now)? {
+            None => {
+                claimed.note_miss(conn)?;
+                claimed.claim(hash, now);
             }
-            stored
-        } else {
-            None
-        };
-        match stored {
-            None => claimed.claim(hash, now),
-            Some(at) if kind == "title" && at < title_since => {
+            Some(at) if !still_counts(kind, at, title_since) => {
                 conn.prepare_cached("UPDATE seen_hashes SET first_seen_at = ?2 WHERE hash = ?1")?
                     .execute(params![hash, now])?;
             }

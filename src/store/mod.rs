@@ -149,8 +149,8 @@ impl Store {
             .claimed_keys
             .write(&self.conn)
             .and_then(|()| self.conn.execute_batch("COMMIT"));
+        // The claims are gone either way: `write` takes them first.
         if let Err(e) = written {
-            self.claimed_keys.forget();
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(e.into());
         }
