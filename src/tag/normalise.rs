@@ -461,23 +461,29 @@ fn normalise_with(
     let bytes = input.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // Up to 64 bytes of ASCII at once, stopping at the first byte that
-        // needs the paths below; not for the space or the ", " between two
-        // words of another script, which a byte at a time takes for less.
-        if blocks && bytes.get(i..i + 4).is_some_and(|four| four.is_ascii()) {
-            i += w.ascii_block(bytes, i);
-            if i >= bytes.len() {
-                break;
-            }
-        }
         let class = CLASS[bytes[i] as usize];
-        if class > SPECIAL {
-            if w.dirty {
-                w.anchor(i);
+        if class != SPECIAL {
+            // Up to 64 bytes of ASCII at once, stopping at the first byte
+            // that needs the paths below; not for the space or the ", "
+            // between two words of another script, which a byte at a time
+            // takes for less.
+            if blocks
+                && bytes
+                    .get(i..i + 4)
+                    .and_then(|four| <[u8; 4]>::try_from(four).ok())
+                    .is_some_and(|four| u32::from_le_bytes(four) & 0x8080_8080 == 0)
+            {
+                i += w.ascii_block(bytes, i);
+                continue;
             }
-            w.out.push(class);
-            i += 1;
-            continue;
+            if class > SPECIAL {
+                if w.dirty {
+                    w.anchor(i);
+                }
+                w.out.push(class);
+                i += 1;
+                continue;
+            }
         }
         if class == SEPARATOR {
             w.separate();
