@@ -777,6 +777,11 @@ impl Writer<'_> {
 
         let start = self.out.len();
         let words_before = self.words;
+        // Room for every word the block can end (one in two bytes), so
+        // noting them checks for none.
+        if self.candidates.len() < self.admitted + BLOCK / 2 {
+            self.grow_candidates();
+        }
         // After a separator or a slow-path character, the first word byte
         // is where the offsets may have moved apart.
         if self.dirty {
@@ -794,12 +799,7 @@ impl Writer<'_> {
                 self.out.extend_from_slice(run);
                 self.out.truncate(at + (to - from));
             }
-            let mut word_ends = ends & below(to) & !below(from);
-            while word_ends != 0 {
-                let j = word_ends.trailing_zeros() as usize;
-                word_ends &= word_ends - 1;
-                self.word_ended_at(start + j - shift, &written, j);
-            }
+            self.words_end_at(ends & below(to) & !below(from), start - shift, &written);
             if to >= taken {
                 break;
             }
@@ -872,20 +872,34 @@ impl Writer<'_> {
         self.candidates.resize(2 * self.admitted + 64, (0, 0));
     }
 
-    /// Ends the word that the space already written at `end` follows, and
-    /// starts the next after that space. The word's bytes end at `written[j]`
-    /// when it began in this block: its head is read there, from a buffer
-    /// with room past every word, rather than from the output.
-    #[inline]
-    fn word_ended_at(&mut self, end: usize, written: &[u8; 2 * BLOCK], j: usize) {
-        let len = end.saturating_sub(self.word_start);
-        // The bytes past the word are ignored by the filter.
-        let head = match j.checked_sub(len) {
-            Some(from) => load(written, from),
-            None => load(&self.out, self.word_start),
-        };
-        self.word_ended_as(head, len);
-        self.word_start = end + 1;
+    /// Ends the words that the spaces already written at block positions
+    /// `ends` follow (block position `j` is output byte `base + j`), and
+    /// starts the next after each space: [`Writer::word_ended_as`] for a
+    /// run of words, its state in registers. A word that began in this
+    /// block has its bytes in `written`, where its head is read from a
+    /// buffer with room past every word, rather than from the output.
+    #[inline(always)]
+    fn words_end_at(&mut self, mut ends: u64, base: usize, written: &[u8; 2 * BLOCK]) {
+        let (mut word_start, mut words, mut admitted) = (self.word_start, self.words, self.admitted);
+        while ends != 0 {
+            let j = ends.trailing_zeros() as usize;
+            ends &= ends - 1;
+            let end = base + j;
+            let len = end.saturating_sub(word_start);
+            // The bytes past the word are ignored by the filter.
+            let head = match j.checked_sub(len) {
+                Some(from) => load(written, from),
+                None => load(&self.out, word_start),
+            };
+            let keep = self.filter.is_none_or(|f| f.admits(head, len));
+            if let Some(slot) = self.candidates.get_mut(admitted) {
+                *slot = (word_start as u32, words);
+            }
+            admitted += usize::from(keep);
+            words += 1;
+            word_start = end + 1;
+        }
+        (self.word_start, self.words, self.admitted) = (word_start, words, admitted);
     }
 
     /// [`Writer::word_ended`] for a word whose first bytes and length are known.
