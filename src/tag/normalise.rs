@@ -799,7 +799,7 @@ impl Writer<'_> {
                 self.out.extend_from_slice(run);
                 self.out.truncate(at + (to - from));
             }
-            self.words_end_at(ends & below(to) & !below(from), start - shift, &written);
+            self.words_end_at(ends & below(to) & !below(from), start, shift, &written);
             if to >= taken {
                 break;
             }
@@ -873,18 +873,19 @@ impl Writer<'_> {
     }
 
     /// Ends the words that the spaces already written at block positions
-    /// `ends` follow (block position `j` is output byte `base + j`), and
+    /// `ends` follow (block position `j` is output byte `start + j - shift`:
+    /// `shift` bytes were dropped before it), and
     /// starts the next after each space: [`Writer::word_ended_as`] for a
     /// run of words, its state in registers. A word that began in this
     /// block has its bytes in `written`, where its head is read from a
     /// buffer with room past every word, rather than from the output.
     #[inline(always)]
-    fn words_end_at(&mut self, mut ends: u64, base: usize, written: &[u8; 2 * BLOCK]) {
+    fn words_end_at(&mut self, mut ends: u64, start: usize, shift: usize, written: &[u8; 2 * BLOCK]) {
         let (mut word_start, mut words, mut admitted) = (self.word_start, self.words, self.admitted);
         while ends != 0 {
             let j = ends.trailing_zeros() as usize;
             ends &= ends - 1;
-            let end = base + j;
+            let end = start + j - shift;
             let len = end.saturating_sub(word_start);
             // The bytes past the word are ignored by the filter.
             let head = match j.checked_sub(len) {
