@@ -130,11 +130,13 @@ impl Normalised {
 #[derive(Debug, Clone)]
 pub(crate) struct WordFilter {
     prefix_len: usize,
-    bits: Vec<u64>,
+    /// A fixed size, so a bit's word needs no bounds check.
+    bits: Box<[u64; FILTER_WORDS]>,
 }
 
 /// Bits in a [`WordFilter`]: 8 KiB, which stays in L1 beside the tables.
 const FILTER_BITS: u32 = 16;
+const FILTER_WORDS: usize = 1 << (FILTER_BITS - 6);
 
 impl WordFilter {
     /// A filter admitting `words` (normalised, each a single word), and
@@ -143,13 +145,11 @@ impl WordFilter {
         let prefix_len = stems.iter().map(|s| s.len()).fold(7, usize::min).max(1);
         let mut filter = WordFilter {
             prefix_len,
-            bits: vec![0; 1 << (FILTER_BITS - 6)],
+            bits: Box::new([0; FILTER_WORDS]),
         };
         for word in words.iter().chain(stems) {
             let bit = filter.bit(load(word, 0), word.len());
-            if let Some(slot) = filter.bits.get_mut(bit / 64) {
-                *slot |= 1 << (bit % 64);
-            }
+            filter.bits[bit / 64] |= 1 << (bit % 64);
         }
         filter
     }
@@ -160,20 +160,19 @@ impl WordFilter {
     fn bit(&self, head: u64, len: usize) -> usize {
         let n = len.min(self.prefix_len);
         let key = (head & low_bytes(n)) | (n as u64) << 56;
+        // The top FILTER_BITS bits: below FILTER_WORDS * 64.
         (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FILTER_BITS)) as usize
     }
 
     #[inline]
     fn admits(&self, head: u64, len: usize) -> bool {
         let bit = self.bit(head, len);
-        self.bits
-            .get(bit / 64)
-            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+        self.bits[bit / 64 % FILTER_WORDS] >> (bit % 64) & 1 == 1
     }
 
     /// Heap bytes held.
     pub(crate) fn memory_usage(&self) -> usize {
-        self.bits.capacity() * 8
+        FILTER_WORDS * 8
     }
 }
 
@@ -881,26 +880,36 @@ impl Writer<'_> {
     /// buffer with room past every word, rather than from the output.
     #[inline(always)]
     fn words_end_at(&mut self, mut ends: u64, start: usize, shift: usize, written: &[u8; 2 * BLOCK]) {
-        let (mut word_start, mut words, mut admitted) = (self.word_start, self.words, self.admitted);
+        let Writer {
+            out,
+            candidates,
+            filter,
+            word_start,
+            words,
+            admitted,
+            ..
+        } = self;
+        let filter = *filter;
+        let (mut word_start_now, mut words_now, mut admitted_now) = (*word_start, *words, *admitted);
         while ends != 0 {
             let j = ends.trailing_zeros() as usize;
             ends &= ends - 1;
             let end = start + j - shift;
-            let len = end.saturating_sub(word_start);
+            let len = end.saturating_sub(word_start_now);
             // The bytes past the word are ignored by the filter.
             let head = match j.checked_sub(len) {
                 Some(from) => load(written, from),
-                None => load(&self.out, word_start),
+                None => load(out, word_start_now),
             };
-            let keep = self.filter.is_none_or(|f| f.admits(head, len));
-            if let Some(slot) = self.candidates.get_mut(admitted) {
-                *slot = (word_start as u32, words);
+            let keep = filter.is_none_or(|f| f.admits(head, len));
+            if let Some(slot) = candidates.get_mut(admitted_now) {
+                *slot = (word_start_now as u32, words_now);
             }
-            admitted += usize::from(keep);
-            words += 1;
-            word_start = end + 1;
+            admitted_now += usize::from(keep);
+            words_now += 1;
+            word_start_now = end + 1;
         }
-        (self.word_start, self.words, self.admitted) = (word_start, words, admitted);
+        (*word_start, *words, *admitted) = (word_start_now, words_now, admitted_now);
     }
 
     /// [`Writer::word_ended`] for a word whose first bytes and length are known.
