@@ -463,14 +463,14 @@ fn normalise_with(
         let class = CLASS[bytes[i] as usize];
         if class != SPECIAL {
             // Up to 64 bytes of ASCII at once, stopping at the first byte
-            // that needs the paths below; not for the space or the ", "
-            // between two words of another script, which a byte at a time
-            // takes for less.
+            // that needs the paths below; not for the space, the ", " or
+            // the short number between words of another script, which a
+            // byte at a time takes for less.
             if blocks
                 && bytes
-                    .get(i..i + 4)
-                    .and_then(|four| <[u8; 4]>::try_from(four).ok())
-                    .is_some_and(|four| u32::from_le_bytes(four) & 0x8080_8080 == 0)
+                    .get(i..i + 8)
+                    .and_then(|eight| <[u8; 8]>::try_from(eight).ok())
+                    .is_some_and(|eight| u64::from_le_bytes(eight) & 0x8080_8080_8080_8080 == 0)
             {
                 i += w.ascii_block(bytes, i);
                 continue;
