@@ -304,6 +304,14 @@ struct Block {
 }
 
 impl Block {
+    /// No bytes of any class, and spaces written.
+    const EMPTY: Block = Block {
+        word: 0,
+        newline: 0,
+        special: 0,
+        written: [b' '; 2 * BLOCK],
+    };
+
     /// `bytes[at..]`, up to [`BLOCK`] bytes of it; past its end the block
     /// reads zero bytes (separators, which the caller does not take).
     #[inline]
@@ -333,12 +341,7 @@ impl Block {
     /// definition the SIMD version is tested against.
     #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     fn classify_swar(block: &[u8; BLOCK]) -> Block {
-        let mut out = Block {
-            word: 0,
-            newline: 0,
-            special: 0,
-            written: [b' '; 2 * BLOCK],
-        };
+        let mut out = Block::EMPTY;
         for k in 0..BLOCK / 8 {
             let chunk = classify(load(block, 8 * k));
             out.word |= u64::from(chunk.word) << (8 * k);
@@ -356,12 +359,7 @@ impl Block {
     #[target_feature(enable = "sse2")]
     fn classify_sse2(block: &[u8; BLOCK]) -> Block {
         use std::arch::x86_64::*;
-        let mut out = Block {
-            word: 0,
-            newline: 0,
-            special: 0,
-            written: [b' '; 2 * BLOCK],
-        };
+        let mut out = Block::EMPTY;
         // Signed compares: bytes of 0x80 and up are negative, so below every
         // ASCII bound, as no letter or digit is.
         let between = |v: __m128i, low: u8, high: u8| {
