@@ -17,14 +17,23 @@
 //! branch mispredicted on every other step once the normaliser had run
 //! between walks and flushed the predictor's history.
 
-/// A slot's entry: the parent slot in the low 32 bits, the slot's own
-/// `base` in bits 32..63, and `ENDS_HERE` when a pattern ends at it.
+/// A slot's entry: the slot's own `base` in the low 32 bits, the parent
+/// slot in bits 32..63, and `ENDS_HERE` when a pattern ends at it. The
+/// base is low so that the next step's address is the entry itself plus
+/// a class, with no shift or mask between one load and the next.
 const ENDS_HERE: u64 = 1 << 63;
-const BASE_MASK: u64 = (1 << 31) - 1;
-/// The parent of no state: free slots and the root carry it.
-const NO_PARENT: u32 = u32::MAX;
+const PARENT_MASK: u32 = (1 << 31) - 1;
+/// The parent of no state (free slots and the root carry it): no trie has
+/// that many slots (16 GB of them).
+const NO_PARENT: u32 = PARENT_MASK;
 /// An entry no walk can take.
-const FREE: u64 = NO_PARENT as u64;
+const FREE: u64 = (NO_PARENT as u64) << 32;
+
+/// The parent slot an entry names.
+#[inline]
+fn parent(entry: u64) -> u32 {
+    (entry >> 32) as u32 & PARENT_MASK
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Trie {
@@ -126,13 +135,17 @@ impl Trie {
             while taken.get(first_free).copied().unwrap_or(false) {
                 first_free += 1;
             }
-            let parent = if state == 0 { NO_PARENT } else { slots[slot] as u32 };
+            let up = if state == 0 {
+                NO_PARENT
+            } else {
+                parent(slots[slot])
+            };
             let flag = if ends[state] == u32::MAX { 0 } else { ENDS_HERE };
-            slots[slot] = u64::from(parent) | (base as u64 & BASE_MASK) << 32 | flag;
+            slots[slot] = base as u32 as u64 | u64::from(up) << 32 | flag;
             slot_ends[slot] = ends[state];
             for &(_, child) in kids {
                 // The child's parent, read back when the child is placed.
-                slots[slot_of[child]] = slot as u64;
+                slots[slot_of[child]] = (slot as u64) << 32;
             }
         }
         // Room past the last slot for any base plus any class.
@@ -151,17 +164,17 @@ impl Trie {
     #[inline]
     pub(crate) fn walk(&self, text: &[u8], from: usize, mut hit: impl FnMut(u32, usize)) {
         let mut state = 0u32;
-        let mut base = self.slots.first().map_or(0, |&e| (e >> 32) & BASE_MASK) as u32;
+        let mut base = self.slots.first().map_or(0, |&e| e as u32);
         let mut at = from;
         while let Some(&b) = text.get(at) {
             let next = base + u32::from(self.classes[b as usize]);
             let entry = self.slots.get(next as usize).copied().unwrap_or(FREE);
-            if entry as u32 != state {
+            if parent(entry) != state {
                 return;
             }
             at += 1;
             state = next;
-            base = ((entry >> 32) & BASE_MASK) as u32;
+            base = entry as u32;
             if entry & ENDS_HERE != 0
                 && let Some(&p) = self.ends.get(next as usize)
             {
