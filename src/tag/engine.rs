@@ -32,8 +32,6 @@ pub(crate) struct Evaluation {
     pub(super) excepts: Vec<Occurrence>,
     /// Scratch for [`tightest_window`].
     pub(super) window: Vec<(u32, usize)>,
-    /// Scratch for [`Rules::find`].
-    pub(super) found: Vec<(u32, u32, u32)>,
     /// Where the lead ends and how long the body is.
     pub layout: Layout,
 }
@@ -147,7 +145,6 @@ impl Rules {
             hits,
             excepts,
             window,
-            found,
             layout: layout_out,
         } = eval;
         occurrences.clear();
@@ -156,7 +153,7 @@ impl Rules {
         for field in Field::ALL {
             let text = &mut texts[field as usize];
             normalise_into(doc.field(field), text, Some(&self.starters));
-            may_void |= self.find(text, field, occurrences, found, hits);
+            may_void |= self.find(text, field, occurrences, hits);
         }
         if may_void {
             self.void_excepted(occurrences, excepts, hits);

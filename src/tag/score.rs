@@ -490,16 +490,24 @@ fn tightest_window(
             *base = at;
             at += s.len();
         }
-        for from in slots {
+        for (f, from) in slots.iter().enumerate() {
             let mut cursors = [0usize; 8];
             'start: for start in from.iter().map(|h| h.word) {
                 // A window no narrower than the best so far (or wider than
                 // `within`) is not taken, and each slot only widens it:
                 // stop looking as soon as it is. A slot skipped here has
-                // its cursor caught up at the next start.
+                // its cursor caught up at the next start. The start's own
+                // slot comes last: its hit there is the start itself, which
+                // seldom widens the window, so the others stop it sooner.
                 let bound = best.map_or(within, |(span, _)| span.saturating_sub(1).min(within));
                 let mut last = start;
-                for ((s, cursor), &base) in slots.iter().zip(cursors.iter_mut()).zip(&bases) {
+                for k in 1..=slots.len() {
+                    let j = (f + k) % slots.len();
+                    let (Some(s), Some(cursor), Some(&base)) =
+                        (slots.get(j), cursors.get_mut(j), bases.get(j))
+                    else {
+                        continue;
+                    };
                     while s.get(*cursor).is_some_and(|h| h.word < start) {
                         *cursor += 1;
                     }
