@@ -320,8 +320,10 @@ impl Block {
         let block: &[u8; BLOCK] = match bytes.get(at..at + BLOCK).and_then(|b| b.try_into().ok()) {
             Some(block) => block,
             None => {
+                // Fewer than BLOCK bytes are left, or `get` would have given them.
                 let rest = bytes.get(at..).unwrap_or(&[]);
-                padded[..rest.len().min(BLOCK)].copy_from_slice(&rest[..rest.len().min(BLOCK)]);
+                let n = rest.len().min(BLOCK);
+                padded[..n].copy_from_slice(&rest[..n]);
                 &padded
             }
         };
@@ -470,8 +472,13 @@ fn normalise_with(
                     .and_then(|eight| <[u8; 8]>::try_from(eight).ok())
                     .is_some_and(|eight| u64::from_le_bytes(eight) & 0x8080_8080_8080_8080 == 0)
             {
-                i += w.ascii_block(bytes, i);
-                continue;
+                // Never 0 here (this byte is ASCII and not `&`); if it
+                // were, the byte path below takes the byte.
+                let taken = w.ascii_block(bytes, i);
+                if taken > 0 {
+                    i += taken;
+                    continue;
+                }
             }
             if class > SPECIAL {
                 if w.dirty {
